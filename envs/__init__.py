@@ -1,0 +1,9 @@
+"""rldyn's gymnasium environments.
+
+Importing this package registers every environment under the ``rldyn/`` namespace, e.g.
+``gymnasium.make("rldyn/AdversarialHopper-v5")``.
+"""
+
+from envs.adversarial.registration import register_adversarial_envs
+
+register_adversarial_envs()

@@ -1,0 +1,256 @@
+"""The two-player zero-sum MuJoCo game: a protagonist controls the robot, an adversary pushes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+from envs.adversarial.specs import AXES, AdversarialEnvSpec, get_env_spec
+from rl.common.registry import unknown_choice_error
+
+Scale = float | Mapping[str, float]
+
+PERTURBATION_KEYS = ("mass_scale", "friction_scale", "mass_bodies", "friction_bodies")
+
+
+def check_action(action: Any, space: spaces.Box, who: str) -> np.ndarray:
+    """Return ``action`` as a float array of ``space``'s shape, or raise a ``ValueError`` naming both shapes."""
+    arr = np.asarray(action, dtype=np.float64)
+    if arr.shape != space.shape:
+        raise ValueError(
+            f"{who} action has shape {arr.shape}; expected {space.shape} (bounds [{space.low.min()}, {space.high.max()}])"
+        )
+    return arr
+
+
+class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
+    """Two-player zero-sum game over a gymnasium MuJoCo v5 task (RARL, arXiv:1703.02702; QARL, arXiv:2311.01642).
+
+    The protagonist drives the robot's actuators exactly as in the wrapped task. The adversary applies
+    external forces (``MjData.xfrc_applied``) to chosen bodies; its normalized action in [-1, 1] is scaled
+    by ``force_bound`` newtons and clipped to the current force limit (the force-curriculum baseline lowers
+    it with :meth:`set_force_limit`). Forces are rewritten every step (``xfrc_applied`` persists across
+    MuJoCo steps) and zeroed on reset.
+
+    Use :class:`envs.adversarial.views.ProtagonistView` or :class:`~envs.adversarial.views.AdversaryView` to
+    train one side with any stable-baselines3 algorithm while the other side is a fixed policy.
+
+    ## Action Space
+    ``Dict(protagonist=Box(wrapped task's action space), adversary=Box(-1, 1, (n_bodies * n_axes,)))``.
+    :meth:`step` also takes the two actions as two arguments, ``step(protagonist_action, adversary_action)``.
+    The adversary action is ordered body-major: ``[body0_axis0, body0_axis1, body1_axis0, ...]``.
+
+    ## Observation Space
+    The wrapped task's observation, unchanged.
+
+    ## Rewards
+    The protagonist receives the wrapped task's reward ``r``; the adversary receives ``-r`` (zero-sum), reported
+    as ``info["reward_adversary"]``. The task's own reward terms (``info["reward_forward"]``, ...) pass through.
+
+    ## Starting State
+    The wrapped task's, with zero external force and the nominal model unless ``reset`` options perturb it.
+
+    ## Episode End
+    Termination as in the wrapped task; truncation after ``max_episode_steps`` steps (the task's default: 1000).
+
+    ## Arguments
+    - ``env``: short name (``"Hopper"``, see :data:`envs.adversarial.specs.ADVERSARIAL_ENVS`).
+    - ``bodies``: bodies the adversary pushes (default: per-env, see the README table).
+    - ``axes``: world axes of the force per body; planar tasks only accept their live axes.
+    - ``force_bound``: newtons per (body, axis) for an action of magnitude 1.
+    - ``max_episode_steps``: truncation horizon.
+    - ``render_mode`` and any other keyword: passed to the wrapped gymnasium task (reward weights, ...).
+
+    ## Dynamics perturbations
+    ``reset(options={"mass_scale": s, "friction_scale": f})`` scales body masses (and inertias, so the
+    bodies keep their shape) and sliding friction of the whole model, or of ``mass_bodies`` /
+    ``friction_bodies`` only; a scale may also be a ``{body: factor}`` mapping. Every reset first restores
+    the nominal model exactly, so a reset without options plays the nominal task. :meth:`set_dynamics`
+    applies a perturbation without resetting; :meth:`restore_nominal` undoes it.
+
+    ## Info
+    Everything the wrapped task reports, plus ``reward_adversary`` and ``adversary_force`` (the applied
+    world-frame forces, shape ``(n_bodies, 3)``).
+
+    ## Version History
+    - v5: first version, over gymnasium's MuJoCo v5 tasks.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["human", "rgb_array", "depth_array"]}  # noqa: RUF012
+
+    def __init__(
+        self,
+        env: str = "Hopper",
+        bodies: Sequence[str] | None = None,
+        axes: Sequence[str] | None = None,
+        force_bound: float | None = None,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **task_kwargs: Any,
+    ) -> None:
+        self.spec_defaults: AdversarialEnvSpec = get_env_spec(env)
+        task = gym.make(self.spec_defaults.gym_id, render_mode=render_mode, disable_env_checker=True, **task_kwargs)
+        self.task: MujocoEnv = task.unwrapped  # type: ignore[assignment]
+        self.render_mode = render_mode
+        self.metadata = {**self.task.metadata}
+        self.model = self.task.model
+        self.data = self.task.data
+
+        self.bodies = tuple(bodies) if bodies is not None else self.spec_defaults.bodies
+        self.axes = tuple(axes) if axes is not None else self.spec_defaults.axes
+        self._body_ids = np.array([self.body_id(b) for b in self.bodies], dtype=np.intp)
+        self._axis_ids = np.array([self._axis_index(a) for a in self.axes], dtype=np.intp)
+        if len(set(self.bodies)) != len(self.bodies) or len(set(self.axes)) != len(self.axes):
+            raise ValueError(f"bodies {self.bodies} and axes {self.axes} must not repeat")
+        self.force_bound = float(force_bound if force_bound is not None else self.spec_defaults.force_bound)
+        if not np.isfinite(self.force_bound) or self.force_bound < 0:
+            raise ValueError(f"force_bound must be a finite non-negative number of newtons, got {force_bound!r}")
+        self.force_limit = self.force_bound
+        horizon = max_episode_steps if max_episode_steps is not None else gym.spec(self.spec_defaults.gym_id).max_episode_steps
+        if horizon is None or int(horizon) < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
+        self.max_episode_steps = int(horizon)
+
+        self.protagonist_action_space: spaces.Box = self.task.action_space  # type: ignore[assignment]
+        n_adv = len(self.bodies) * len(self.axes)
+        self.adversary_action_space = spaces.Box(-1.0, 1.0, shape=(n_adv,), dtype=np.float32)
+        pair: dict[str, spaces.Space[Any]] = {
+            "protagonist": self.protagonist_action_space,
+            "adversary": self.adversary_action_space,
+        }
+        self.action_space = spaces.Dict(pair)  # type: ignore[assignment]
+        self.observation_space = self.task.observation_space
+
+        self._nominal_mass = self.model.body_mass.copy()
+        self._nominal_inertia = self.model.body_inertia.copy()
+        self._nominal_friction = self.model.geom_friction.copy()
+        self._force = np.zeros((len(self.bodies), 3))
+        self._elapsed = 0
+
+    # ------------------------------------------------------------------ names
+    @property
+    def body_names(self) -> tuple[str, ...]:
+        """Names of the model's bodies that can be pushed or perturbed (the world and unnamed bodies excluded)."""
+        names = (self.model.body(i).name for i in range(1, self.model.nbody))
+        return tuple(n for n in names if n)
+
+    def body_id(self, name: str) -> int:
+        """Return the MuJoCo id of body ``name``, or raise a ``ValueError`` listing the valid bodies."""
+        if name not in self.body_names:
+            raise unknown_choice_error(f"body of {self.spec_defaults.name}", name, self.body_names)
+        return int(self.model.body(name).id)
+
+    def _axis_index(self, axis: str) -> int:
+        live = self.spec_defaults.live_axes
+        if axis not in live:
+            dead = " (a force along it does nothing in this planar task)" if axis in AXES else ""
+            raise ValueError(f"axis {axis!r} is not valid for {self.spec_defaults.name}{dead}; valid axes: {list(live)}")
+        return AXES.index(axis)
+
+    # ------------------------------------------------------------------ forces
+    def set_force_limit(self, limit: float) -> None:
+        """Clip adversary forces to ``±limit`` newtons (at most ``force_bound``); used by the force curriculum."""
+        if not np.isfinite(limit) or limit < 0:
+            raise ValueError(f"force limit must be a finite non-negative number, got {limit!r}")
+        self.force_limit = min(float(limit), self.force_bound)
+
+    def _apply_force(self, adversary_action: np.ndarray) -> np.ndarray:
+        forces = np.clip(np.clip(adversary_action, -1.0, 1.0) * self.force_bound, -self.force_limit, self.force_limit)
+        self._force[:, self._axis_ids] = forces.reshape(len(self.bodies), len(self.axes))
+        self.data.xfrc_applied[self._body_ids, :3] = self._force
+        return self._force
+
+    # ------------------------------------------------------------------ dynamics
+    def _scale_vector(self, scale: Scale, bodies: Iterable[str] | None, what: str) -> np.ndarray:
+        """Per-body factors from a scalar (for ``bodies`` or all) or a ``{body: factor}`` mapping."""
+        factors: np.ndarray = np.ones(self.model.nbody)
+        if isinstance(scale, Mapping):
+            if bodies is not None:
+                raise ValueError(f"give {what} either as a mapping or with a body list, not both")
+            items: list[tuple[str, float]] = [(str(k), float(v)) for k, v in scale.items()]
+        else:
+            names = list(bodies) if bodies is not None else None
+            if names is None:
+                items = [("", float(scale))]
+            else:
+                items = [(b, float(scale)) for b in names]
+        for body, factor in items:
+            if not np.isfinite(factor) or factor <= 0:
+                raise ValueError(f"{what} must be positive and finite, got {factor!r}")
+            if body:
+                factors[self.body_id(body)] = factor
+            else:
+                factors[:] = factor
+        return factors
+
+    def set_dynamics(
+        self,
+        mass_scale: Scale = 1.0,
+        friction_scale: Scale = 1.0,
+        mass_bodies: Iterable[str] | None = None,
+        friction_bodies: Iterable[str] | None = None,
+    ) -> None:
+        """Set masses, inertias and sliding friction to the nominal values times the given factors.
+
+        Factors are always relative to the nominal model, so calls do not compound.
+        """
+        mass = self._scale_vector(mass_scale, mass_bodies, "mass_scale")
+        friction = self._scale_vector(friction_scale, friction_bodies, "friction_scale")
+        self.model.body_mass[:] = self._nominal_mass * mass
+        self.model.body_inertia[:] = self._nominal_inertia * mass[:, None]
+        self.model.geom_friction[:] = self._nominal_friction
+        self.model.geom_friction[:, 0] *= friction[self.model.geom_bodyid]
+
+    def restore_nominal(self) -> None:
+        """Restore the nominal masses, inertias and friction exactly."""
+        np.copyto(self.model.body_mass, self._nominal_mass)
+        np.copyto(self.model.body_inertia, self._nominal_inertia)
+        np.copyto(self.model.geom_friction, self._nominal_friction)
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the task, restore the nominal model, then apply the perturbation in ``options`` if any."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - set(PERTURBATION_KEYS)
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; valid: {list(PERTURBATION_KEYS)}")
+        self.restore_nominal()
+        if options:
+            self.set_dynamics(**options)
+        obs, info = self.task.reset(seed=seed)
+        self.data.xfrc_applied[:] = 0.0
+        self._force[:] = 0.0
+        self._elapsed = 0
+        return obs, info
+
+    def step(
+        self, action: Mapping[str, Any] | np.ndarray, adversary_action: np.ndarray | None = None
+    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Advance one step with both players' actions; returns the protagonist's reward."""
+        if adversary_action is None:
+            if not isinstance(action, Mapping):
+                raise ValueError("step() takes step(protagonist_action, adversary_action) or a dict with both keys")
+            action, adversary_action = action["protagonist"], action["adversary"]
+        pro = check_action(action, self.protagonist_action_space, "protagonist")
+        adv = check_action(adversary_action, self.adversary_action_space, "adversary")
+        force = self._apply_force(adv)
+        obs, reward, terminated, truncated, task_info = self.task.step(pro)
+        self._elapsed += 1
+        if self._elapsed >= self.max_episode_steps:
+            truncated = True
+        info: dict[str, Any] = {**task_info, "reward_adversary": -float(reward), "adversary_force": force.copy()}
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> Any:
+        """Render the wrapped task."""
+        return self.task.render()
+
+    def close(self) -> None:
+        """Close the wrapped task."""
+        self.task.close()
