@@ -1,0 +1,175 @@
+"""SAC agents of QARL: SB3's SAC with per-network learning rates and actor warm-up, and the per-sample adversary.
+
+Only ``train()`` (and the optimiser set-up) is overridden; rollouts, policies, save/load are SB3's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3 import SAC
+from stable_baselines3.common.utils import polyak_update
+
+
+class LossNotFiniteError(FloatingPointError):
+    """A SAC loss became NaN or infinite; training must stop (the last checkpoint is kept)."""
+
+
+class QARLSAC(SAC):
+    """SAC as configured in QARL's official code (arXiv:2311.01642, ``setup_sac_agent.py``).
+
+    Differences from SB3's :class:`~stable_baselines3.SAC`:
+
+    - separate learning rates for actor, critics and temperature (1e-4 / 3e-4 / 3e-4 in the paper); SB3 uses one;
+    - ``actor_learning_starts``: the actor (and the temperature) only update once the buffer holds more samples
+      (critics start at ``learning_starts``, as in SB3);
+    - losses and temperatures are averaged over all gradient steps until the logger dumps (``record_mean``), and
+      a non-finite loss raises :class:`LossNotFiniteError`;
+    - ``log_prefix`` renames the ``train/`` section of the logged keys (``adversary/actor_loss``).
+
+    Args:
+        actor_lr, critic_lr, ent_coef_lr: learning rates; ``None`` keeps SB3's single ``learning_rate``.
+        actor_learning_starts: buffer size after which the actor and temperature update.
+        log_prefix: logger section of the training statistics.
+        *args, **kwargs: as :class:`~stable_baselines3.SAC`.
+    """
+
+    per_sample_temperature = False
+
+    def __init__(
+        self,
+        *args: Any,
+        actor_lr: float | None = None,
+        critic_lr: float | None = None,
+        ent_coef_lr: float | None = None,
+        actor_learning_starts: int = 0,
+        log_prefix: str = "train",
+        **kwargs: Any,
+    ) -> None:
+        self.actor_lr, self.critic_lr, self.ent_coef_lr = actor_lr, critic_lr, ent_coef_lr
+        self.actor_learning_starts = int(actor_learning_starts)
+        self.log_prefix = log_prefix
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._set_learning_rates()
+
+    def _set_learning_rates(self) -> None:
+        pairs = [(self.actor.optimizer, self.actor_lr), (self.critic.optimizer, self.critic_lr)]
+        if self.ent_coef_optimizer is not None:
+            pairs.append((self.ent_coef_optimizer, self.ent_coef_lr))
+        for optimizer, lr in pairs:
+            if lr is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+    def _entropy_coefficient(self, observations: th.Tensor, log_prob: th.Tensor, update_actor: bool) -> th.Tensor:
+        """The entropy coefficient for this batch, (1,) or (B, 1); updates the learned one if due."""
+        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
+            return self.ent_coef_tensor
+        ent_coef = th.exp(self.log_ent_coef.detach())
+        if update_actor:
+            assert isinstance(self.target_entropy, float)
+            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+            self._check_finite("ent_coef_loss", ent_coef_loss)
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            self.ent_coef_optimizer.step()
+        return ent_coef
+
+    def _check_finite(self, name: str, value: th.Tensor) -> float:
+        scalar = float(value.item())
+        if not np.isfinite(scalar):
+            raise LossNotFiniteError(f"{self.log_prefix}/{name} is {scalar} after {self._n_updates} updates")
+        self.logger.record_mean(f"{self.log_prefix}/{name}", scalar)
+        return scalar
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        """SB3's SAC update with the changes listed in the class docstring."""
+        self.policy.set_training_mode(True)
+        assert self.replay_buffer is not None
+        update_actor = self.replay_buffer.size() > self.actor_learning_starts
+        for gradient_step in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            if self.use_sde:
+                self.actor.reset_noise()
+            actions_pi, log_prob = self.actor.action_log_prob(data.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            ent_coef = self._entropy_coefficient(data.observations, log_prob, update_actor)
+            self.logger.record_mean(f"{self.log_prefix}/ent_coef", float(ent_coef.mean().item()))
+
+            target_q = self.target_q_values(data.next_observations, data.rewards, data.dones, discounts, ent_coef)
+            current_q = self.critic(data.observations, data.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+            assert isinstance(critic_loss, th.Tensor)
+            self._check_finite("critic_loss", critic_loss)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            if update_actor:
+                actor_loss = self.actor_loss(data.observations, actions_pi, log_prob, ent_coef)
+                self._check_finite("actor_loss", actor_loss)
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self._n_updates += gradient_steps
+        self.logger.record(f"{self.log_prefix}/n_updates", self._n_updates)
+
+    @th.no_grad()
+    def target_q_values(
+        self, next_obs: th.Tensor, rewards: th.Tensor, dones: th.Tensor, discounts: th.Tensor | float, ent_coef: th.Tensor
+    ) -> th.Tensor:
+        """Soft TD target ``r + discount (1 - d) [min_j Q'_j(s', a') - ent_coef log pi(a'|s')]``, ``a' ~ pi(.|s')``."""
+        next_actions, next_log_prob = self.actor.action_log_prob(next_obs)
+        next_q = th.cat(self.critic_target(next_obs, next_actions), dim=1)
+        next_q, _ = th.min(next_q, dim=1, keepdim=True)
+        next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+        return rewards + (1 - dones) * discounts * next_q
+
+    def actor_loss(
+        self, observations: th.Tensor, actions_pi: th.Tensor, log_prob: th.Tensor, ent_coef: th.Tensor
+    ) -> th.Tensor:
+        """``mean_i[ent_coef_i * log pi(a_i|s_i) - min_j Q_j(s_i, a_i)]`` with ``a_i ~ pi(.|s_i)``."""
+        q_pi = th.cat(self.critic(observations, actions_pi), dim=1)
+        min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
+        return (ent_coef * log_prob - min_q_pi).mean()
+
+
+class PerSampleTemperatureSAC(QARLSAC):
+    """SAC whose entropy temperature is read per replay sample from the last observation entry (QARL adversary).
+
+    QARL (arXiv:2311.01642, official ``AdaptiveTempSAC``) conditions the adversary on its temperature alpha,
+    appended to the observation, and uses that alpha in both the critic target and the actor loss of each
+    sample, so one replay buffer mixes transitions collected at different temperatures correctly::
+
+        y_i    = -r_i + gamma (1 - d_i) [min_j Q'_j(s'_i, a'_i) - alpha_i log pi(a'_i | s'_i)]
+        L_pi   = mean_i [alpha_i log pi(a_i | s_i) - min_j Q_j(s_i, a_i)]
+
+    There is no temperature loss: ``log_ent_coef`` is ``None`` and ``ent_coef`` is ignored (SB3 requires a float
+    at construction; changing ``model.ent_coef`` afterwards has no effect, by design). The logged
+    ``ent_coef`` is the batch mean of alpha.
+    """
+
+    per_sample_temperature = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        ent_coef = kwargs.pop("ent_coef", 1.0)
+        if isinstance(ent_coef, str):
+            raise ValueError(f"PerSampleTemperatureSAC takes its temperature from the observation; got ent_coef={ent_coef!r}")
+        super().__init__(*args, ent_coef=float(ent_coef), **kwargs)
+
+    def _entropy_coefficient(self, observations: th.Tensor, log_prob: th.Tensor, update_actor: bool) -> th.Tensor:
+        alpha = observations[:, -1:]
+        if th.any(alpha <= 0):
+            raise LossNotFiniteError("a replay sample has a non-positive temperature (alpha=0 data must never be stored)")
+        return alpha
