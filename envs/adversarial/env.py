@@ -19,8 +19,12 @@ PERTURBATION_KEYS = ("mass_scale", "friction_scale", "mass_bodies", "friction_bo
 
 
 def check_action(action: Any, space: spaces.Box, who: str) -> np.ndarray:
-    """Return ``action`` as a float array of ``space``'s shape, or raise a ``ValueError`` naming both shapes."""
-    arr = np.asarray(action, dtype=np.float64)
+    """Return ``action`` as a float array of ``space``'s shape, or raise a ``ValueError`` naming both shapes.
+
+    Float arrays pass through as they are (no copy: a float32 action reaches the task exactly as in the plain
+    gymnasium env); anything else is converted to float64.
+    """
+    arr = action if isinstance(action, np.ndarray) and action.dtype.kind == "f" else np.asarray(action, dtype=np.float64)
     if arr.shape != space.shape:
         raise ValueError(
             f"{who} action has shape {arr.shape}; expected {space.shape} (bounds [{space.low.min()}, {space.high.max()}])"
@@ -130,6 +134,13 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         self._nominal_inertia = self.model.body_inertia.copy()
         self._nominal_friction = self.model.geom_friction.copy()
         self._force = np.zeros((len(self.bodies), 3))
+        # flat indices of the adversary's action entries (body-major) in ``_force`` and in ``xfrc_applied``,
+        # and preallocated operands: NumPy ufuncs on tiny arrays cost less with array operands and ``out=``
+        self._force_index = (np.arange(len(self.bodies))[:, None] * 3 + self._axis_ids[None, :]).ravel()
+        self._xfrc_index = (self._body_ids[:, None] * self.data.xfrc_applied.shape[1] + self._axis_ids[None, :]).ravel()
+        self._unit_low, self._unit_high = -np.ones(n_adv), np.ones(n_adv)
+        self._bound_vec = np.full(n_adv, self.force_bound)
+        self._force_buf = np.zeros(n_adv)
         self._elapsed = 0
 
     # ------------------------------------------------------------------ names
@@ -160,9 +171,16 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         self.force_limit = min(float(limit), self.force_bound)
 
     def _apply_force(self, adversary_action: np.ndarray) -> np.ndarray:
-        forces = np.clip(np.clip(adversary_action, -1.0, 1.0) * self.force_bound, -self.force_limit, self.force_limit)
-        self._force[:, self._axis_ids] = forces.reshape(len(self.bodies), len(self.axes))
-        self.data.xfrc_applied[self._body_ids, :3] = self._force
+        # clip(clip(a, -1, 1) * bound, -limit, limit), written with raw ufuncs and flat ``put``: np.clip and
+        # fancy-index assignment cost more than the rest of the two-player step (benchmarks/bench_env_overhead.py).
+        forces = self._force_buf
+        np.maximum(adversary_action, self._unit_low, out=forces)
+        np.minimum(forces, self._unit_high, out=forces)
+        np.multiply(forces, self._bound_vec, out=forces)
+        if self.force_limit < self.force_bound:
+            np.minimum(np.maximum(forces, -self.force_limit, out=forces), self.force_limit, out=forces)
+        self._force.put(self._force_index, forces)
+        self.data.xfrc_applied.put(self._xfrc_index, forces)
         return self._force
 
     # ------------------------------------------------------------------ dynamics
@@ -216,6 +234,10 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the task, restore the nominal model, then apply the perturbation in ``options`` if any."""
         super().reset(seed=seed)
+        if seed is not None:
+            # The task below seeds its initial-state noise with ``seed`` too: a clone of that generator here would
+            # make players drawing from ``self.np_random`` (the demo's random players) replay the noise.
+            self._np_random = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(0,))))
         options = dict(options or {})
         unknown = set(options) - set(PERTURBATION_KEYS)
         if unknown:
@@ -244,7 +266,9 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         self._elapsed += 1
         if self._elapsed >= self.max_episode_steps:
             truncated = True
-        info: dict[str, Any] = {**task_info, "reward_adversary": -float(reward), "adversary_force": force.copy()}
+        info: dict[str, Any] = task_info  # a fresh dict from the task every step: extend it rather than copy it
+        info["reward_adversary"] = -float(reward)
+        info["adversary_force"] = force.copy()
         return obs, reward, terminated, truncated, info
 
     def render(self) -> Any:

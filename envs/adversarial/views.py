@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.adversarial.env import AdversarialMujocoEnv, check_action
+from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.policies import OpponentPolicy, as_policy
 from rl.common.registry import check_choice
 
@@ -101,6 +101,10 @@ class PlayerView(gym.Env[np.ndarray, np.ndarray]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the game; ``options`` may hold ``context`` and the game's perturbation keys."""
         super().reset(seed=seed)
+        if seed is not None:
+            # The task draws its initial-state noise from a generator seeded with ``seed`` as well: a clone of
+            # it here would make a random opponent's first actions replay that noise. Use a child stream.
+            self._np_random = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(1,))))
         options = dict(options or {})
         if "context" in options:
             self.set_context(options.pop("context"))
@@ -110,9 +114,9 @@ class PlayerView(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         """Play ``action`` for this view's player and the opponent's action for the other."""
-        own = check_action(action, self.action_space, self.player)
+        # the game checks both actions' shapes (naming this view's player), so they are not checked twice
         other = self.opponent(self._obs, self.np_random)
-        pair = (own, other) if self._sign > 0 else (other, own)
+        pair = (action, other) if self._sign > 0 else (other, action)
         obs, reward, terminated, truncated, info = self.game.step(*pair)
         self._obs = self._augment(obs)
         return self._obs, self._sign * float(reward), terminated, truncated, info
