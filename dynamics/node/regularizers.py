@@ -1,0 +1,134 @@
+"""Regularizers of neural ODEs: solver heuristics (ERNODE, SRNODE, local) and peers (RNODE), plus schedules.
+
+- ``error`` (ERNODE, Pal et al. ICML 2021, arXiv 2105.03918): ``agg_j E_j * dt_j`` over accepted steps, dt detached.
+- ``stiffness`` (SRNODE, same paper): ``agg_j lambda_j / stability_size``; the reference uses ``max``, not times dt.
+- ``error_stiff``: per step ``E_j * dt_j + 0.1 * S_j``, then the aggregation (``error_stiff_est`` of RegNeuralDE.jl).
+- ``local_error`` / ``local_stiffness`` (Pal, Edelman, Rackauckas, ICML 2023, arXiv 2303.02262): one extra
+  differentiable step from a detached point ``(t*, y(t*))``; works with ``odeint_adjoint``. Deviation: the step is a
+  Dopri5 step (torchdiffeq 0.2.5 has no Tsit5), so the stiffness value is divided by DP5's stability size.
+- ``rnode`` (Finlay et al., arXiv 2002.02798): kinetic energy ``int ||f||^2`` plus Jacobian Frobenius norm
+  ``int ||df/dz||_F^2`` (Hutchinson, one vjp), integrated as augmented states that do not drive the step size.
+
+Coefficient schedules: ``constant`` and ``exp_decay`` (``lambda(s) = lambda0 * exp(-s ln(lambda0/lambda1) / S)``,
+RegNeuralDE.jl's per-epoch annealing; LocalRegNeuralDE.jl uses it per optimizer step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rl.common.registry import check_choice
+
+#: valid regularizer names and whether each can run under ``odeint_adjoint``.
+REGULARIZERS: dict[str, bool] = {
+    "none": True,
+    "error": False,
+    "stiffness": False,
+    "error_stiff": False,
+    "local_error": True,
+    "local_stiffness": True,
+    "rnode": False,
+}
+AGGREGATIONS = ("mean", "sum", "max")
+SCHEDULES = ("constant", "exp_decay")
+LOCAL_MODES = ("unbiased", "biased")
+GLOBAL_REGULARIZERS = ("error", "stiffness", "error_stiff")
+LOCAL_REGULARIZERS = ("local_error", "local_stiffness")
+
+_ADJOINT_REASON = {
+    "error": "odeint_adjoint solves the forward pass under torch.no_grad(), so the recorded error estimates carry no "
+    "graph, and the continuous adjoint differentiates the exact flow, not the discretization the penalty measures",
+    "rnode": "the Hutchinson Jacobian term needs a vector-Jacobian product with a graph inside the forward solve, "
+    "which odeint_adjoint runs under torch.no_grad()",
+}
+_ADJOINT_REASON["stiffness"] = _ADJOINT_REASON["error"]
+_ADJOINT_REASON["error_stiff"] = _ADJOINT_REASON["error"]
+
+
+@dataclass(frozen=True)
+class RegSpec:
+    """A validated regularizer choice.
+
+    Attributes:
+        name: one of ``REGULARIZERS``.
+        agg: aggregation over steps for the global ones (``mean``, ``sum``, ``max``).
+        local_mode: ``unbiased`` (t* ~ U(t0, T)) or ``biased`` (uniform among accepted step starts).
+        kinetic: RNODE weight of the kinetic energy.
+        jacobian: RNODE weight of the Jacobian Frobenius norm.
+        stiff_weight: weight of the stiffness term in ``error_stiff``.
+    """
+
+    name: str
+    agg: str = "mean"
+    local_mode: str = "unbiased"
+    kinetic: float = 1.0
+    jacobian: float = 1.0
+    stiff_weight: float = 0.1
+
+    @property
+    def needs_stiffness(self) -> bool:
+        """Whether the recorder must compute stiffness estimates."""
+        return self.name in ("stiffness", "error_stiff")
+
+
+def check_regularizer(name: str, agg: str = "mean", local_mode: str = "unbiased", adjoint: bool = False) -> None:
+    """Validate a regularizer choice; refuse the global ones (and RNODE) under the adjoint method, with the reason."""
+    check_choice(name, REGULARIZERS, "regularizer")
+    check_choice(agg, AGGREGATIONS, "aggregation")
+    check_choice(local_mode, LOCAL_MODES, "local regularization mode")
+    if adjoint and not REGULARIZERS[name]:
+        raise ValueError(
+            f"regularizer {name!r} cannot be used with the adjoint method: {_ADJOINT_REASON[name]}; "
+            "use solver.adjoint=false (discretize-then-optimize) or a local variant (reg=local_error)"
+        )
+
+
+def aggregate(values: list[Tensor], agg: str) -> Tensor:
+    """Aggregate per-step values with ``mean``, ``sum`` or ``max``."""
+    if not values:
+        raise ValueError("no accepted steps were recorded; was the solve run with an instrumented method?")
+    stacked = torch.stack([v.reshape(()) for v in values])
+    if agg == "mean":
+        return stacked.mean()
+    if agg == "sum":
+        return stacked.sum()
+    if agg == "max":
+        return stacked.max()
+    raise ValueError(f"unknown aggregation {agg!r}; valid choices: {list(AGGREGATIONS)}")
+
+
+@dataclass(frozen=True)
+class CoefSchedule:
+    """Regularization coefficient over time (epochs or optimizer steps).
+
+    Attributes:
+        kind: ``constant`` or ``exp_decay``.
+        start: ``lambda0``.
+        end: ``lambda1`` (``exp_decay`` only).
+        horizon: ``S`` or ``N``, the number of steps over which ``start`` decays to ``end``.
+    """
+
+    kind: str
+    start: float
+    end: float | None = None
+    horizon: int = 1
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, SCHEDULES, "coefficient schedule")
+        if self.start < 0:
+            raise ValueError(f"coefficient must be non-negative, got {self.start}")
+        if self.kind == "exp_decay":
+            if self.end is None or self.end <= 0 or self.start <= 0:
+                raise ValueError(f"exp_decay needs positive start and end coefficients, got {self.start} -> {self.end}")
+            if self.horizon < 1:
+                raise ValueError(f"exp_decay needs horizon >= 1, got {self.horizon}")
+
+    def __call__(self, step: int) -> float:
+        """Coefficient at ``step`` (0-based); ``exp_decay`` keeps decaying geometrically past the horizon."""
+        if self.kind == "constant" or self.end is None:
+            return self.start
+        return self.start * math.exp(-step * math.log(self.start / self.end) / self.horizon)

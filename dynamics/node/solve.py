@@ -1,0 +1,219 @@
+"""One entry point for a (regularized) neural-ODE solve on top of torchdiffeq's ``odeint``/``odeint_adjoint``.
+
+``solve(func, y0, t, settings, reg)`` runs the instrumented solver, computes the regularizer's value (before its
+coefficient) and returns counters; ``func`` is a ``CountingFunc`` so that NFE is counted in the vector field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torchdiffeq import odeint, odeint_adjoint
+from torchdiffeq._impl.dopri5 import Dopri5Solver
+from torchdiffeq._impl.misc import _compute_error_ratio, _PerturbFunc, _rms_norm, _select_initial_step
+from torchdiffeq._impl.rk_common import _ButcherTableau, _runge_kutta_step
+
+from dynamics.node.regularizers import GLOBAL_REGULARIZERS, LOCAL_REGULARIZERS, RegSpec, aggregate, check_regularizer
+from dynamics.node.solvers import STABILITY_SIZE, StepRecorder, stiffness_estimate
+from dynamics.node.types import SolveOutput, SolveStats
+from rl.common.registry import check_choice
+
+#: user-facing solver names -> registered instrumented methods.
+SOLVER_METHODS = {"dopri5": "dopri5_reg", "bosh3": "bosh3_reg"}
+
+
+class CountingFunc(nn.Module):
+    """Base class of vector fields ``f(t, y)``: counts evaluations in ``self.nfe`` (torchdiffeq's odenet_mnist)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nfe = 0
+
+    def forward(self, t: Tensor, y: Tensor) -> Tensor:
+        """Count one evaluation and return ``self.field(t, y)``."""
+        self.nfe += 1
+        return self.field(t, y)
+
+    def field(self, t: Tensor, y: Tensor) -> Tensor:
+        """The vector field itself; subclasses implement it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How to solve.
+
+    Attributes:
+        method: ``dopri5`` or ``bosh3`` (run as the instrumented ``dopri5_reg`` / ``bosh3_reg``).
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        adjoint: use ``odeint_adjoint`` (optimize-then-discretize) instead of backpropagating through the solver.
+        detach_dt: detach step sizes inside the stages too (no gradient through the controller).
+    """
+
+    method: str = "dopri5"
+    rtol: float = 1e-6
+    atol: float = 1e-6
+    adjoint: bool = False
+    detach_dt: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice(self.method, SOLVER_METHODS, "solver")
+        if self.rtol <= 0 or self.atol <= 0:
+            raise ValueError(f"tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
+
+
+def _integrate(func: CountingFunc, y0: Tensor, t: Tensor, settings: SolverSettings, rec: StepRecorder) -> Tensor:
+    options = {"recorder": rec, "detach_dt": settings.detach_dt}
+    method = SOLVER_METHODS[settings.method]
+    if settings.adjoint:
+        # the backward solve uses torchdiffeq's plain method, so the recorder sees the forward solve only
+        return odeint_adjoint(
+            func, y0, t, rtol=settings.rtol, atol=settings.atol, method=method, options=options,
+            adjoint_method=settings.method, adjoint_options={}, adjoint_params=tuple(func.parameters()),
+        )  # fmt: skip
+    return odeint(func, y0, t, rtol=settings.rtol, atol=settings.atol, method=method, options=options)
+
+
+def _dopri5_tableau(like: Tensor) -> _ButcherTableau:
+    tab = Dopri5Solver.tableau
+    return _ButcherTableau(
+        alpha=tab.alpha.to(like), beta=[b.to(like) for b in tab.beta], c_sol=tab.c_sol.to(like), c_error=tab.c_error.to(like)
+    )
+
+
+def local_step_value(
+    func: CountingFunc, t_star: Tensor, y_star: Tensor, settings: SolverSettings, kind: str, h: Tensor | None = None
+) -> Tensor:
+    """The 2023 local regularizer: one differentiable Dopri5 step from the constant point ``(t*, y*)``.
+
+    ``y*``, ``k1 = f(t*, y*)`` and the step ``h`` (initial-step heuristic unless given) are constants; stages 2..7
+    carry the parameters' graph. Returns ``E * h`` (``kind="error"``) or ``lambda / 3.3066`` (``"stiffness"``).
+    Extra evaluations: 1 + 6, plus 1 probe when ``h`` is chosen here.
+    """
+    y_star = y_star.detach()
+    t0 = t_star.detach().to(torch.float64).reshape(())
+    rtol = torch.as_tensor(settings.rtol, dtype=torch.float64, device=y_star.device)
+    atol = torch.as_tensor(settings.atol, dtype=torch.float64, device=y_star.device)
+    with torch.no_grad():
+        k1 = func(t0.to(y_star.dtype), y_star)
+        if h is None:
+            h = _select_initial_step(func, t0, y_star, 4, rtol, atol, _rms_norm, f0=k1)
+    h = h.detach().to(torch.float64).reshape(())
+    tableau = _dopri5_tableau(y_star)
+    y1, _, err, k = _runge_kutta_step(_PerturbFunc(func), y_star, k1, t0, h, t0 + h, tableau)
+    if kind == "error":
+        ratio = _compute_error_ratio(err, rtol, atol, y_star, y1, _rms_norm)
+        return (ratio * h.to(ratio.dtype)).to(y_star.dtype)
+    beta = tableau.beta[-2]
+    y_a = y_star + torch.sum(k[..., : len(beta)] * (beta * h.to(y_star.dtype)), dim=-1).view_as(y_star)
+    lam = stiffness_estimate(k[..., -2], k[..., -1], y_a, y1, _rms_norm)
+    return (lam / STABILITY_SIZE["dopri5"]).to(y_star.dtype)
+
+
+class _RNODEAugmented(nn.Module):
+    """Augmented field ``(f, ||f||^2, ||eps^T df/dz||^2)`` of RNODE; per-sample rates (first dim is the batch)."""
+
+    def __init__(self, func: CountingFunc, eps: Tensor) -> None:
+        super().__init__()
+        self.func = func
+        self.eps = eps
+
+    def forward(self, t: Tensor, state: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        z = state[0]
+        with torch.enable_grad():
+            if not z.requires_grad:
+                z = z.detach().requires_grad_(True)
+            dz = self.func(t, z)
+            (vjp,) = torch.autograd.grad(dz, z, self.eps, create_graph=True)
+        kinetic = dz.pow(2).flatten(1).sum(1)
+        jacobian = vjp.pow(2).flatten(1).sum(1)
+        return dz, kinetic, jacobian
+
+
+def _solve_rnode(
+    func: CountingFunc,
+    y0: Tensor,
+    t: Tensor,
+    settings: SolverSettings,
+    reg: RegSpec,
+    rec: StepRecorder,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
+    eps = torch.randn(y0.shape, generator=generator, dtype=y0.dtype).to(y0.device)
+    aug = _RNODEAugmented(func, eps)
+    zeros = torch.zeros(y0.shape[0], dtype=y0.dtype, device=y0.device)
+    options = {"recorder": rec, "detach_dt": settings.detach_dt, "norm": lambda ys: _rms_norm(ys[0])}
+    zs, kin, jac = odeint(
+        aug, (y0, zeros, zeros), t, rtol=settings.rtol, atol=settings.atol,
+        method=SOLVER_METHODS[settings.method], options=options,
+    )  # fmt: skip
+    penalty = reg.kinetic * kin[-1].mean() + reg.jacobian * jac[-1].mean()
+    return zs, penalty
+
+
+def _insert_time(t: Tensor, t_star: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Grid with ``t*`` inserted; returns (grid, indices of the original times in it, index of t*)."""
+    hit = (t == t_star).nonzero()
+    if len(hit):
+        return t, torch.arange(len(t), device=t.device), int(hit[0, 0])
+    pos = int(torch.searchsorted(t, t_star.reshape(1)).item())
+    grid = torch.cat([t[:pos], t_star.reshape(1), t[pos:]])
+    keep = torch.cat([torch.arange(pos), torch.arange(pos + 1, len(t) + 1)]).to(t.device)
+    return grid, keep, pos
+
+
+def solve(
+    func: CountingFunc,
+    y0: Tensor,
+    t: Tensor,
+    settings: SolverSettings,
+    reg: RegSpec | None = None,
+    generator: torch.Generator | None = None,
+) -> SolveOutput:
+    """Solve ``dy/dt = func(t, y)`` on the increasing grid ``t`` with the regularizer ``reg``.
+
+    Args:
+        func: the vector field (counts its evaluations).
+        y0: initial state, first dimension the batch.
+        t: increasing output times, ``t[0]`` the initial time.
+        settings: solver, tolerances, adjoint.
+        reg: the regularizer (``None`` or name ``none``: no penalty).
+        generator: random source of the local variants (t* or the step index) and RNODE's probe.
+
+    Returns:
+        ``SolveOutput(ys, penalty, stats)``; ``penalty`` is the value before the coefficient.
+    """
+    reg = reg if reg is not None else RegSpec("none")
+    check_regularizer(reg.name, reg.agg, reg.local_mode, settings.adjoint)
+    nfe0 = func.nfe
+    local_biased = reg.name in LOCAL_REGULARIZERS and reg.local_mode == "biased"
+    rec = StepRecorder(stiffness=reg.needs_stiffness, keep_states=local_biased)
+    penalty: Tensor | None = None
+    if reg.name == "rnode":
+        ys, penalty = _solve_rnode(func, y0, t, settings, reg, rec, generator)
+    elif reg.name in LOCAL_REGULARIZERS and not local_biased:
+        u = torch.rand((), generator=generator, dtype=torch.float64).to(t.device)
+        t_star = (t[0] + (t[-1] - t[0]) * u.to(t.dtype)).reshape(())
+        grid, keep, star = _insert_time(t, t_star)
+        ys_all = _integrate(func, y0, grid, settings, rec)
+        ys = ys_all[keep]
+        penalty = local_step_value(func, t_star, ys_all[star], settings, reg.name.removeprefix("local_"))
+    else:
+        ys = _integrate(func, y0, t, settings, rec)
+        if local_biased:
+            j = int(torch.randint(len(rec.starts), (), generator=generator).item())
+            t0, y_start, dt = rec.starts[j]
+            penalty = local_step_value(func, t0, y_start, settings, reg.name.removeprefix("local_"), h=dt)
+        elif reg.name in GLOBAL_REGULARIZERS:
+            if reg.name == "error":
+                values = rec.errors
+            elif reg.name == "stiffness":
+                values = rec.stiffness_values
+            else:
+                values = [e + reg.stiff_weight * s for e, s in zip(rec.errors, rec.stiffness_values, strict=True)]
+            penalty = aggregate(values, reg.agg).to(ys.dtype)
+    stats = SolveStats(nfe=func.nfe - nfe0, accepted=rec.accepted, rejected=rec.rejected)
+    return SolveOutput(ys, penalty, stats)

@@ -1,0 +1,169 @@
+"""Configs (compose), the training loop (coefficient 0 == vanilla bit for bit), bad input, SDE, script smoke run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from dynamics.node.config import register_configs
+from dynamics.node.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+TINY = ["task.epochs=1", "task.max_batches=3", "task.hidden=16", "task.timing_repeats=1", "progress=false", "device=cpu"]
+
+
+def make_cfg(overrides):
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train_node", overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "group, options",
+    [
+        ("task", ["digits", "mnist", "spiral", "latent", "sde"]),
+        ("reg", ["none", "error", "stiffness", "error_stiff", "local_error", "local_stiffness", "rnode"]),
+        ("solver", ["dopri5", "bosh3", "dopri5_adjoint"]),
+    ],
+)
+def test_every_config_option_composes(group, options):
+    for option in options:
+        cfg = make_cfg([f"{group}={option}"])
+        assert cfg[group].name == option if group != "solver" else cfg.solver.method in ("dopri5", "bosh3")
+        assert cfg.script == "train_node"
+
+
+def test_schema_rejects_typos():
+    with pytest.raises(ConfigCompositionException, match="coeff"):
+        make_cfg(["reg.coeff=3"])
+    with pytest.raises(ConfigCompositionException):
+        make_cfg(["task.epochs=many"])
+
+
+def run(tmp_path, name, overrides):
+    cfg = make_cfg([*TINY, *overrides, f"run_dir={tmp_path / name}"])
+    metrics = train(cfg)
+    return metrics, torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=False)
+
+
+def test_coefficient_zero_trains_exactly_like_vanilla(tmp_path):
+    _, vanilla = run(tmp_path, "vanilla", ["task=digits", "reg=none"])
+    _, zero = run(tmp_path, "zero", ["task=digits", "reg=error", "reg.coef=0", "reg.schedule=constant"])
+    _, on = run(tmp_path, "on", ["task=digits", "reg=error"])
+    assert all(torch.equal(vanilla["model"][k], zero["model"][k]) for k in vanilla["model"])
+    assert not all(torch.equal(vanilla["model"][k], on["model"][k]) for k in vanilla["model"])
+
+
+def test_train_writes_metrics_tensorboard_and_checkpoint(tmp_path):
+    metrics, ckpt = run(tmp_path, "digits", ["task=digits", "reg=error"])
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 3
+    assert metrics["test_nfe"] == 2 + 6 * (metrics["test_accepted"] + metrics["test_rejected"])
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["predict_time_s"] > 0
+    assert json.loads((tmp_path / "digits" / "metrics.json").read_text())["reg"] == "error"
+    assert list((tmp_path / "digits" / "tensorboard").glob("events.*"))
+    assert not list((tmp_path / "digits" / "checkpoints").glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("task, reg", [("spiral", "error"), ("latent", "local_error"), ("latent", "rnode")])
+def test_other_tasks_run(tmp_path, task, reg):
+    extra = ["task.iters_per_epoch=2", "task.n_series=32", "task.batch_size=16", "task.n_grid=12", "task.n_points=200"]
+    metrics, _ = run(tmp_path, f"{task}_{reg}", [f"task={task}", f"reg={reg}", *extra])
+    assert metrics["test_nfe"] >= 8 and metrics["train_nfe_forward_mean"] > 0
+
+
+def test_bad_input_is_refused_with_the_reason(tmp_path):
+    with pytest.raises(ValueError, match=r"adjoint.*no_grad"):
+        run(tmp_path, "adj", ["task=digits", "reg=error", "solver=dopri5_adjoint"])
+    with pytest.raises(ValueError, match=r"valid choices: \['bosh3', 'dopri5'\]"):
+        run(tmp_path, "solver", ["task=digits", "solver.method=tsit5"])
+    with pytest.raises(ValueError, match="did you mean 'stiffness'"):
+        run(tmp_path, "reg", ["task=digits", "reg.name=stifness"])
+    with pytest.raises(ValueError, match="downloads nothing"):
+        run(tmp_path, "mnist", ["task=mnist", f"task.data_dir={tmp_path}"])
+
+
+def test_adjoint_with_local_regularizer_counts_backward_nfe(tmp_path):
+    metrics, _ = run(tmp_path, "adj_local", ["task=digits", "reg=local_error", "solver=dopri5_adjoint"])
+    assert metrics["test_nfe"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:Numerical solution is not guaranteed")
+def test_sde_error_regularizer_records_graph():
+    from dynamics.node.sde import SpiralSDE, sdeint_reg, step_doubling_error
+    from dynamics.node.solvers import StepRecorder
+
+    torch.manual_seed(0)
+    model = SpiralSDE(hidden=8)
+    rec = StepRecorder()
+    ys = sdeint_reg(
+        model,
+        torch.tensor([[2.0, 0.0]]).expand(4, 2),
+        torch.linspace(0, 1, 5),
+        rec,
+        method="euler",
+        dt=0.1,
+        rtol=0.05,
+        atol=0.05,
+    )
+    assert ys.shape == (5, 4, 2) and rec.accepted > 0
+    assert all(r.item() <= 1 for r in rec.error_ratios)
+    penalty = torch.stack(rec.errors).sum()
+    grads = torch.autograd.grad(penalty, list(model.parameters()))
+    assert all(g.abs().sum() > 0 for g in grads)
+    assert sum(d.item() for d in rec.dts) == pytest.approx(1.0)  # linear interpolation: no overshoot past ts[-1]
+    same = torch.ones(3)
+    assert step_doubling_error(same, same, 0.1, 0.1).item() == pytest.approx(1e-7)  # clamp of torchsde
+
+
+def test_script_smoke_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train_node.py"),
+        "task=digits",
+        "reg=error",
+        *[o for o in TINY if o != "progress=false"],
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    assert (tmp_path / "run" / "config.yaml").exists()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_nfe"] >= 8
+    assert "digits/error" in proc.stderr  # the tqdm bar
+
+
+def _write_idx(path: Path, array) -> None:
+    import gzip
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.tobytes())
+
+
+def test_mnist_loader_reads_local_idx_files(tmp_path):
+    import numpy as np
+
+    from dynamics.node.data import load_mnist_split
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28))
+    labels = np.array([3, 1, 4, 1, 5])
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    train_set, test_set = load_mnist_split(str(tmp_path))
+    assert train_set.x.shape == (5, 784) and test_set.y.tolist() == [3, 1, 4, 1, 5]
+    assert torch.allclose(train_set.x[2], torch.as_tensor(images[2].reshape(-1) / 255.0, dtype=torch.float32))
