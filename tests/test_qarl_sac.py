@@ -154,3 +154,16 @@ def test_nan_loss_raises():
 def test_string_ent_coef_refused_for_per_sample():
     with pytest.raises(ValueError, match="from the observation"):
         make(ent_coef="auto")
+
+
+def test_actor_opponent_matches_predict_distribution():
+    from rl.qarl.wrappers import SACActorPolicy
+
+    model = make(QARLSAC)
+    obs = np.array([0.1, -0.2, 0.3, 0.05], np.float32)
+    th.manual_seed(5)
+    fast = SACActorPolicy(model)(obs, np.random.default_rng(0))
+    th.manual_seed(5)
+    slow, _ = model.predict(obs, deterministic=False)
+    np.testing.assert_allclose(fast, slow, atol=1e-6)
+    assert fast.shape == model.action_space.shape

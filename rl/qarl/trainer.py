@@ -26,15 +26,15 @@ from stable_baselines3.common.logger import Logger, make_output_format
 
 from envs.adversarial.demo import make_game
 from envs.adversarial.env import AdversarialMujocoEnv
-from envs.adversarial.policies import PredictPolicy
 from envs.adversarial.specs import get_env_spec
 from envs.adversarial.views import PlayerView
 from rl.common.runs import RunDir
 from rl.qarl.checkpoint import CheckpointManager
+from rl.qarl.evaluation import run_episodes
 from rl.qarl.modes import Mode, Rescaling, force_budget, make_teacher, rescale, resolve_mode
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 from rl.qarl.teacher import SelfPacedGammaTeacher
-from rl.qarl.wrappers import EpisodeContext
+from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
 
 
 class PhaseCallback(BaseCallback):
@@ -93,8 +93,8 @@ class QARLTrainer:
         if self.mode.adversary:
             self.adversary_env = self._make_player_env("adversary")
             self.adversary = self._make_agent(self.adversary_env, "adversary")
-            self.protagonist_env.view.set_opponent(PredictPolicy(self.adversary))
-            self.adversary_env.view.set_opponent(PredictPolicy(self.protagonist))
+            self.protagonist_env.view.set_opponent(SACActorPolicy(self.adversary))
+            self.adversary_env.view.set_opponent(SACActorPolicy(self.protagonist))
         self.eval_game = self._make_game()
         self.checkpoints = CheckpointManager(run.checkpoints, keep=int(cfg.budget.keep_checkpoints))
 
@@ -229,27 +229,20 @@ class QARLTrainer:
         """Mean undiscounted return of the protagonist (sampled actions), nominal or against the alpha=0 adversary.
 
         The temperature entry is 0 (the rational adversary); the force curriculum evaluates at full force.
-        Nothing is stored in any replay buffer.
+        Nothing is stored in any replay buffer. The loop is :func:`rl.qarl.evaluation.run_episodes`, shared with
+        the robustness evaluation.
         """
-        game = self.eval_game
         use_adversary = against_adversary and self.adversary is not None
-        context = self.max_force if self.mode.context == "force" else 0.0
-        game.set_force_limit(self.max_force)
-        zero = np.zeros(game.adversary_action_space.shape)
-        returns = []
-        for episode in range(n_episodes):
-            obs, _ = game.reset(seed=int(self.cfg.seed) * 100_003 + 7919 * self.state.iteration + episode)
-            done, total = False, 0.0
-            while not done:
-                x = np.append(obs, context).astype(np.float32) if self.mode.context != "none" else obs
-                action, _ = self.protagonist.predict(x, deterministic=False)
-                adv = self.adversary.predict(x, deterministic=False)[0] if use_adversary and self.adversary else zero
-                obs, reward, terminated, truncated, _ = game.step(action, adv)
-                total += float(reward)
-                self.state.eval_steps += 1
-                done = terminated or truncated
-            returns.append(total)
-        return float(np.mean(returns))
+        base = int(self.cfg.seed) * 100_003 + 7919 * self.state.iteration
+        result = run_episodes(
+            self.eval_game,
+            self.protagonist,
+            self.mode.context,
+            seeds=[base + episode for episode in range(n_episodes)],
+            adversary=self.adversary if use_adversary else None,
+        )
+        self.state.eval_steps += int(result.lengths.sum())
+        return float(np.mean(result.returns))
 
     def eval_stats(self) -> dict[str, float]:
         """Nominal return and return against the adversary at temperature 0."""

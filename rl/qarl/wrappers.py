@@ -1,4 +1,4 @@
-"""The per-episode context wrapper of QARL's training views."""
+"""The per-episode context wrapper of QARL's training views, and the fast SAC opponent."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
+import torch as th
+from stable_baselines3 import SAC
 
 from envs.adversarial.views import PlayerView
 
@@ -72,3 +74,22 @@ class EpisodeContext(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
                 "length": self._length,
             }
         return obs, reward, terminated, truncated, info
+
+
+class SACActorPolicy:
+    """An opponent that samples from an SB3 SAC actor directly (stochastic, as both QARL players act in training).
+
+    Equivalent to ``model.predict(obs, deterministic=False)`` for a Box observation, without ``predict``'s
+    per-call checks and conversions, which cost about as much as the actor itself on a CPU; the opponent is
+    queried once per env step, so this is on the training hot path.
+    """
+
+    def __init__(self, model: SAC) -> None:
+        self.model = model
+
+    def __call__(self, obs: np.ndarray, np_random: np.random.Generator) -> np.ndarray:
+        """Return a sampled action in the model's action space."""
+        with th.no_grad():
+            x = th.as_tensor(obs, dtype=th.float32, device=self.model.device).unsqueeze(0)
+            action = self.model.actor(x, deterministic=False)[0].cpu().numpy()
+        return self.model.policy.unscale_action(action)

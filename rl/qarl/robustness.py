@@ -1,0 +1,543 @@
+"""Robustness of a trained QARL run: nominal return, return under attack, and a mass x friction grid (specs/qarl.md §8).
+
+For each run the protagonist is evaluated (sampled actions, undiscounted returns, :func:`rl.qarl.evaluation.run_episodes`)
+
+* on the nominal model with zero force (``eval_episodes`` episodes),
+* against its co-trained adversary at temperature 0 (no fresh worst-case adversary is trained, as in the paper),
+* on an ``n x n`` grid of mass factor (of the env's ``mass_body``) x friction factor (sliding friction of every
+  geom), factors of the nominal model over the per-env ranges of :mod:`envs.adversarial.specs`, with no adversary.
+
+Every episode is a separate piece of work with its own seed, derived from ``(seed, kind, i, j)`` with NumPy's
+``SeedSequence``, so results do not depend on the number of workers or on the order in which they finish. The work
+runs in a process pool whose initializer loads the policies once per worker (one torch thread each). A failing
+cell is recorded with its error and does not stop the others.
+
+Deviation from the paper's code: factors of the gymnasium nominal model instead of absolute DeepMind Control values
+(the spec's table gives the equivalent factors).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from omegaconf import DictConfig
+
+from envs.adversarial.demo import make_game
+from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.specs import get_env_spec
+from rl.common.registry import check_choice
+from rl.qarl.checkpoint import NotARunError, QARLPolicies, find_run, load_policies
+from rl.qarl.evaluation import perturbation_options, run_episodes
+from rl.qarl.modes import resolve_mode
+
+KINDS = ("nominal", "adversary", "grid")
+
+
+class Grid(NamedTuple):
+    """The mass x friction grid: factors of the nominal model."""
+
+    mass_factors: np.ndarray
+    friction_factors: np.ndarray
+    mass_body: str
+
+
+def make_grid(
+    env: str,
+    size: int = 11,
+    mass_range: Sequence[float] | None = None,
+    friction_range: Sequence[float] | None = None,
+) -> Grid:
+    """The ``size x size`` grid of ``env``; ranges default to the env's spec (``mass_factors``, ``friction_factors``)."""
+    spec = get_env_spec(env)
+    if int(size) < 1:
+        raise ValueError(f"grid size must be a positive integer, got {size!r}")
+    ranges = []
+    for name, given, default in (
+        ("mass_range", mass_range, spec.mass_factors),
+        ("friction_range", friction_range, spec.friction_factors),
+    ):
+        low, high = (float(v) for v in (given if given is not None else default))
+        if not (np.isfinite(low) and np.isfinite(high)) or low > high:
+            raise ValueError(f"{name} must be [low, high] with low <= high, got {[low, high]}")
+        ranges.append(np.linspace(low, high, int(size)))
+    return Grid(ranges[0], ranges[1], spec.mass_body)
+
+
+def episode_seeds(seed: int, kind: str, i: int, j: int, episodes: int) -> np.ndarray:
+    """Deterministic reset seeds of the work item ``(kind, i, j)`` (independent of workers and scheduling)."""
+    entropy = [int(seed), KINDS.index(kind), int(i), int(j)]
+    return np.random.SeedSequence(entropy).generate_state(int(episodes), dtype=np.uint32).astype(np.int64)
+
+
+class Task(NamedTuple):
+    """One piece of parallel work: some episodes of one kind and, for the grid, one cell."""
+
+    kind: str
+    i: int
+    j: int
+    mass_factor: float
+    friction_factor: float
+    seeds: tuple[int, ...]
+
+
+class TaskResult(NamedTuple):
+    """A finished task: its returns, or the error that stopped it."""
+
+    task: Task
+    returns: tuple[float, ...]
+    lengths: tuple[int, ...]
+    error: str | None
+    seconds: float
+    cpu_seconds: float = 0.0
+
+
+def make_tasks(grid: Grid, episodes_per_cell: int, eval_episodes: int, seed: int, adversary: bool) -> list[Task]:
+    """All work of one run: nominal and adversary episodes one per task (they are long), then the grid cells."""
+    tasks: list[Task] = []
+    for kind in ("nominal", "adversary") if adversary else ("nominal",):
+        seeds = episode_seeds(seed, kind, 0, 0, eval_episodes)
+        tasks += [Task(kind, k, 0, 1.0, 1.0, (int(s),)) for k, s in enumerate(seeds)]
+    for i, mass in enumerate(grid.mass_factors):
+        for j, friction in enumerate(grid.friction_factors):
+            seeds = episode_seeds(seed, "grid", i, j, episodes_per_cell)
+            tasks.append(Task("grid", i, j, float(mass), float(friction), tuple(int(s) for s in seeds)))
+    return tasks
+
+
+@dataclass
+class RunInfo:
+    """What the evaluation needs to know about a run, read without loading any network."""
+
+    root: Path
+    config: DictConfig
+    checkpoint: Path
+    env: str
+    algo: str
+    seed: int
+    env_steps: int
+
+    @property
+    def label(self) -> str:
+        """``env/algo/s<seed>``."""
+        return f"{self.env}/{self.algo}/s{self.seed}"
+
+
+def inspect_run(run_dir: str | Path, env: str | None = None) -> RunInfo:
+    """Check that ``run_dir`` is a finished run with both checkpoints it needs (and of ``env``, if given)."""
+    root, cfg, checkpoint = find_run(run_dir)
+    if not (checkpoint / "protagonist.zip").exists():
+        raise NotARunError(f"{str(root)!r}: checkpoint {checkpoint.name} has no protagonist.zip")
+    mode = resolve_mode(cfg.algo)
+    if mode.adversary and not (checkpoint / "adversary.zip").exists():
+        raise NotARunError(
+            f"{str(root)!r}: algo={cfg.algo.name} needs an adversary but {checkpoint.name} has no adversary.zip"
+        )
+    if env is not None and env != cfg.env.name:
+        get_env_spec(env)  # an unknown name gets the list of valid ones
+        raise ValueError(
+            f"{str(root)!r} was trained on env={cfg.env.name}, not env={env}; a policy is only evaluated on its own env"
+        )
+    state = json.loads((checkpoint / "state.json").read_text())
+    steps = int(state.get("trainer", {}).get("env_steps", 0))
+    return RunInfo(root, cfg, checkpoint, str(cfg.env.name), str(cfg.algo.name), int(cfg.seed), steps)
+
+
+def find_runs(patterns: str | Sequence[str]) -> list[Path]:
+    """Run folders matching glob patterns; a folder that is not a run is searched for runs below it.
+
+    Raises:
+        NotARunError: when a pattern matches nothing or no run is found.
+    """
+    import glob
+
+    found: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(pattern))))
+        if not matches:
+            raise NotARunError(f"run={pattern!r} matches no file or folder")
+        for match in matches:
+            if (match / "config.yaml").exists():
+                found.append(match)
+            elif match.is_dir():
+                found += sorted(p.parent for p in match.rglob("config.yaml") if (p.parent / "checkpoints").is_dir())
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise NotARunError(f"no run directory (a folder with config.yaml and checkpoints/) found under {patterns!r}")
+    return unique
+
+
+# ------------------------------------------------------------------------------------------ workers
+class Evaluator:
+    """Policies and game of one run, loaded once per worker; runs :class:`Task` s."""
+
+    def __init__(self, run_dir: str | Path, horizon: int | None = None, device: str = "cpu") -> None:
+        self.key = (str(run_dir), horizon, device)
+        self.policies: QARLPolicies = load_policies(run_dir, device=device)
+        cfg = self.policies.config
+        self.mode = resolve_mode(cfg.algo)
+        self.mass_body = get_env_spec(cfg.env.name).mass_body
+        env_cfg = dict(cfg.env)
+        env_cfg["max_episode_steps"] = int(horizon if horizon is not None else cfg.budget.horizon)
+        self.game: AdversarialMujocoEnv = make_game(env_cfg)
+        expected = int(np.prod(self.game.observation_space.shape or ())) + (0 if self.mode.context == "none" else 1)
+        got = self.policies.protagonist.observation_space.shape
+        if got != (expected,):
+            raise ValueError(
+                f"the protagonist of {run_dir} observes shape {got}, but env={cfg.env.name} with algo={cfg.algo.name} "
+                f"gives ({expected},): the run's config does not match its checkpoint"
+            )
+
+    def __call__(self, task: Task) -> TaskResult:
+        """Run one task; an exception is returned as the task's error, not raised."""
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            adversary = self.policies.adversary if task.kind == "adversary" else None
+            perturbation = (
+                perturbation_options(task.mass_factor, task.friction_factor, [self.mass_body]) if task.kind == "grid" else None
+            )
+            out = run_episodes(self.game, self.policies.protagonist, self.mode.context, task.seeds, adversary, perturbation)
+            return TaskResult(
+                task,
+                tuple(map(float, out.returns)),
+                tuple(map(int, out.lengths)),
+                None,
+                time.perf_counter() - start,
+                time.process_time() - cpu,
+            )
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+            return TaskResult(task, (), (), error, time.perf_counter() - start, time.process_time() - cpu)
+
+
+_WORKER: Evaluator | None = None
+_WORKER_ERROR: str | None = None
+
+
+def _init_worker(run_dir: str, horizon: int | None, device: str) -> None:
+    """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
+    global _WORKER, _WORKER_ERROR
+    import torch as th
+
+    th.set_num_threads(1)
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device):
+        return
+    try:
+        _WORKER = Evaluator(run_dir, horizon, device)
+    except Exception as e:  # reported by every task rather than respawning the worker forever
+        _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
+
+
+def _run_task(task: Task) -> TaskResult:
+    if _WORKER is None:
+        return TaskResult(task, (), (), _WORKER_ERROR or "worker not initialised", 0.0)
+    return _WORKER(task)
+
+
+def run_tasks(
+    run_dir: str | Path,
+    tasks: Sequence[Task],
+    workers: int,
+    horizon: int | None = None,
+    device: str = "cpu",
+    mp_context: str = "fork",
+    progress: bool = True,
+    desc: str = "grid",
+) -> list[TaskResult]:
+    """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
+
+    The policies are loaded here first, so that a broken run fails once with a clear message (not once per
+    task); forked workers inherit that copy, other start methods load their own in the pool initializer.
+    """
+    from tqdm.auto import tqdm
+
+    global _WORKER
+    evaluator = Evaluator(str(run_dir), horizon, device)
+    results: list[TaskResult] = []
+    bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
+    try:
+        if workers <= 1:
+            iterator: Iterator[TaskResult] = map(evaluator, tasks)
+            for result in iterator:
+                results.append(result)
+                bar.update(1)
+        else:
+            _WORKER = evaluator
+            ctx = mp.get_context(mp_context)
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(str(run_dir), horizon, device)) as pool:
+                for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
+                    results.append(result)
+                    bar.update(1)
+    finally:
+        _WORKER = None
+        evaluator.game.close()
+        bar.close()
+    return results
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class RobustnessResult:
+    """Everything :func:`evaluate_run` measured for one run (JSON-serialisable with :meth:`to_json`)."""
+
+    run: str
+    env: str
+    algo: str
+    seed: int
+    checkpoint: str
+    env_steps: int
+    horizon: int
+    mass_body: str
+    mass_factors: list[float]
+    friction_factors: list[float]
+    episodes_per_cell: int
+    nominal_returns: list[float]
+    adversary_returns: list[float] | None
+    grid_returns: list[list[list[float]]]  # [mass][friction] -> episode returns ([] when the cell failed)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    env_steps_evaluated: int = 0
+
+    @property
+    def return_nominal(self) -> float:
+        """Mean nominal return."""
+        return float(np.mean(self.nominal_returns)) if self.nominal_returns else float("nan")
+
+    @property
+    def return_vs_adversary(self) -> float | None:
+        """Mean return against the temperature-0 adversary (``None`` without one)."""
+        if self.adversary_returns is None:
+            return None
+        return float(np.mean(self.adversary_returns)) if self.adversary_returns else float("nan")
+
+    @property
+    def grid_mean(self) -> np.ndarray:
+        """Mean return of each cell, ``(n_mass, n_friction)``; NaN where the cell failed."""
+        return np.array([[np.mean(c) if c else np.nan for c in row] for row in self.grid_returns], dtype=float)
+
+    @property
+    def grid_average(self) -> float:
+        """Mean over the cells that finished."""
+        grid = self.grid_mean
+        return float(np.nanmean(grid)) if np.isfinite(grid).any() else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict with the raw returns and the summaries."""
+        data = dict(self.__dict__)
+        data |= {
+            "return_nominal": self.return_nominal,
+            "return_vs_adversary": self.return_vs_adversary,
+            "grid_average": self.grid_average,
+            "grid_mean": [[None if np.isnan(v) else float(v) for v in row] for row in self.grid_mean],
+        }
+        return data
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    grid_size: int = 11,
+    episodes_per_cell: int = 1,
+    eval_episodes: int = 20,
+    seed: int = 0,
+    workers: int | None = None,
+    horizon: int | None = None,
+    env: str | None = None,
+    mass_range: Sequence[float] | None = None,
+    friction_range: Sequence[float] | None = None,
+    device: str = "cpu",
+    mp_context: str = "fork",
+    progress: bool = True,
+) -> RobustnessResult:
+    """Evaluate one run: nominal, against its adversary at temperature 0, and on the mass x friction grid.
+
+    Args:
+        run_dir: a ``train_qarl`` run directory.
+        grid_size: cells per axis.
+        episodes_per_cell: episodes in each grid cell (the paper: 1).
+        eval_episodes: episodes of the nominal and adversary evaluations (the paper: 20).
+        seed: base of every episode's seed.
+        workers: processes (``None``: all cores available to this process).
+        horizon: episode truncation (``None``: the run's ``budget.horizon``).
+        env: if given, the env the run must have been trained on.
+        mass_range: ``[low, high]`` mass factors (default: the env spec's).
+        friction_range: ``[low, high]`` friction factors (default: the env spec's).
+        device: torch device of the policies.
+        mp_context: multiprocessing start method.
+        progress: show a progress bar.
+    """
+    for name, value in (("episodes_per_cell", episodes_per_cell), ("eval_episodes", eval_episodes)):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_choice(mp_context, mp.get_all_start_methods(), "mp_context")
+    info = inspect_run(run_dir, env)
+    grid = make_grid(info.env, grid_size, mass_range, friction_range)
+    has_adversary = resolve_mode(info.config.algo).adversary
+    tasks = make_tasks(grid, int(episodes_per_cell), int(eval_episodes), int(seed), has_adversary)
+    n_workers = max(1, min(int(workers) if workers else len(os.sched_getaffinity(0)), len(tasks)))
+    start = time.perf_counter()
+    results = run_tasks(info.root, tasks, n_workers, horizon, device, mp_context, progress, desc=info.label)
+    seconds = time.perf_counter() - start
+
+    nominal: dict[int, tuple[float, ...]] = {}
+    attacked: dict[int, tuple[float, ...]] = {}
+    cells: list[list[list[float]]] = [[[] for _ in grid.friction_factors] for _ in grid.mass_factors]
+    failures: list[dict[str, Any]] = []
+    for r in results:
+        t = r.task
+        if r.error is not None:
+            failures.append(
+                {
+                    "kind": t.kind,
+                    "i": t.i,
+                    "j": t.j,
+                    "mass_factor": t.mass_factor,
+                    "friction_factor": t.friction_factor,
+                    "error": r.error,
+                }
+            )
+        elif t.kind == "nominal":
+            nominal[t.i] = r.returns
+        elif t.kind == "adversary":
+            attacked[t.i] = r.returns
+        else:
+            cells[t.i][t.j] = list(r.returns)
+    return RobustnessResult(
+        run=str(info.root),
+        env=info.env,
+        algo=info.algo,
+        seed=info.seed,
+        checkpoint=info.checkpoint.name,
+        env_steps=info.env_steps,
+        horizon=int(horizon if horizon is not None else info.config.budget.horizon),
+        mass_body=grid.mass_body,
+        mass_factors=[float(v) for v in grid.mass_factors],
+        friction_factors=[float(v) for v in grid.friction_factors],
+        episodes_per_cell=int(episodes_per_cell),
+        nominal_returns=[v for k in sorted(nominal) for v in nominal[k]],
+        adversary_returns=[v for k in sorted(attacked) for v in attacked[k]] if has_adversary else None,
+        grid_returns=cells,
+        failures=sorted(failures, key=lambda f: (f["kind"], f["i"], f["j"])),
+        seconds=seconds,
+        cpu_seconds=sum(r.cpu_seconds for r in results),
+        env_steps_evaluated=sum(sum(r.lengths) for r in results),
+    )
+
+
+def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``robustness.json``, ``grid.csv`` (one row per episode) and ``heatmap.png`` into ``out_dir``."""
+    import csv
+
+    from rl.common.io import atomic_write_text
+    from rl.qarl.plots import heatmap_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "robustness.json", "csv": out / "grid.csv", "heatmap": out / "heatmap.png"}
+    atomic_write_text(paths["json"], json.dumps(result.to_json(), indent=1))
+    errors = {(f["i"], f["j"]): f["error"].splitlines()[0] for f in result.failures if f["kind"] == "grid"}
+    tmp = paths["csv"].with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["mass_index", "friction_index", "mass_factor", "friction_factor", "episode", "return", "error"])
+        for i, mass in enumerate(result.mass_factors):
+            for j, friction in enumerate(result.friction_factors):
+                returns = result.grid_returns[i][j]
+                if not returns:
+                    writer.writerow([i, j, mass, friction, "", "", errors.get((i, j), "")])
+                for k, value in enumerate(returns):
+                    writer.writerow([i, j, mass, friction, k, value, ""])
+    os.replace(tmp, paths["csv"])
+    fig = heatmap_figure(result)
+    fig.savefig(paths["heatmap"], dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def log_to_tensorboard(result: RobustnessResult) -> None:
+    """Add the summaries and the heatmap to the run's own TensorBoard (``robustness/`` tags, at its env steps)."""
+    import matplotlib.pyplot as plt
+
+    from rl.common import make_writer
+    from rl.qarl.plots import heatmap_figure
+
+    writer = make_writer(result.run)
+    step = result.env_steps
+    writer.add_scalar("robustness/return_nominal", result.return_nominal, step)
+    if result.return_vs_adversary is not None:
+        writer.add_scalar("robustness/return_vs_adversary", result.return_vs_adversary, step)
+    writer.add_scalar("robustness/grid_average", result.grid_average, step)
+    fig = heatmap_figure(result)
+    writer.add_figure("robustness/heatmap", fig, step, close=True)
+    plt.close("all")
+    writer.close()
+
+
+def summary_line(result: RobustnessResult) -> str:
+    """One line: the three numbers of a run."""
+    attacked = result.return_vs_adversary
+    vs = f"{attacked:.1f}" if attacked is not None else "-"
+    return (
+        f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs adversary {vs}, "
+        f"grid average {result.grid_average:.1f} ({len(result.failures)} failed, {result.seconds:.1f} s)"
+    )
+
+
+def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
+    """The body of ``scripts/eval_robustness.py``: evaluate every run matched by ``cfg.run`` and write its results.
+
+    Returns:
+        The results, and the runs that could not be evaluated with the reason (a single run given
+        explicitly raises instead).
+    """
+    import torch as th
+
+    th.set_num_threads(1)  # the work is in the pool's processes, one torch thread each
+    runs = find_runs(cfg.run)
+    results: list[RobustnessResult] = []
+    errors: dict[str, str] = {}
+    for run in runs:
+        try:
+            result = evaluate_run(
+                run,
+                grid_size=int(cfg.grid_size),
+                episodes_per_cell=int(cfg.episodes_per_cell),
+                eval_episodes=int(cfg.eval_episodes),
+                seed=int(cfg.seed),
+                workers=cfg.workers,
+                horizon=cfg.horizon,
+                env=cfg.expect_env,
+                mass_range=cfg.mass_range,
+                friction_range=cfg.friction_range,
+                device=str(cfg.device),
+                mp_context=str(cfg.mp_context),
+                progress=bool(cfg.progress),
+            )
+        except ValueError as e:  # NotARunError included
+            if len(runs) == 1:
+                raise
+            errors[str(run)] = str(e)
+            print(f"skipped {run}: {e}")
+            continue
+        out = Path(cfg.out) / run.parent.name / run.name if cfg.out and len(runs) > 1 else Path(cfg.out or run / "robustness")
+        write_results(result, out)
+        if cfg.tensorboard:
+            log_to_tensorboard(result)
+        print(summary_line(result) + f" -> {out}")
+        for failure in result.failures:
+            print(
+                f"  failed {failure['kind']} cell ({failure['i']}, {failure['j']}) mass x{failure['mass_factor']:.3g} "
+                f"friction x{failure['friction_factor']:.3g}: {failure['error'].splitlines()[0]}"
+            )
+        results.append(result)
+    return results, errors
