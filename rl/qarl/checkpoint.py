@@ -8,11 +8,12 @@ half-written checkpoint where a reader looks.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -91,6 +92,28 @@ def find_run(run_dir: str | Path) -> tuple[Path, DictConfig, Path]:
     if checkpoint is None:
         raise NotARunError(f"{str(root)!r} has no finished checkpoint in checkpoints/ yet")
     return root, cfg, checkpoint
+
+
+def glob_run_dirs(patterns: str | Sequence[str], is_run: Callable[[Path], bool], what: str) -> list[Path]:
+    """Folders matching glob ``patterns`` for which ``is_run`` holds, or such folders below them (by ``config.yaml``).
+
+    Raises:
+        NotARunError: when a pattern matches nothing, or no ``what`` is found.
+    """
+    found: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(pattern))))
+        if not matches:
+            raise NotARunError(f"{pattern!r} matches no file or folder")
+        for match in matches:
+            if is_run(match):
+                found.append(match)
+            elif match.is_dir():
+                found += sorted(p.parent for p in match.rglob("config.yaml") if is_run(p.parent))
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise NotARunError(f"no {what} found under {patterns!r}")
+    return unique
 
 
 class QARLPolicies(NamedTuple):

@@ -11,7 +11,6 @@ band over seeds on a common env-step grid) and the seed-mean heatmaps of the met
 from __future__ import annotations
 
 import csv
-import glob
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from scipy import stats
 
 from rl.common.io import atomic_write_text
 from rl.common.registry import check_choice
+from rl.qarl.checkpoint import glob_run_dirs
 from rl.qarl.modes import ALGOS
 
 METRICS = ("return_nominal", "return_vs_adversary", "grid_average")
@@ -84,22 +84,14 @@ def find_report_runs(patterns: str | Sequence[str]) -> list[Path]:
     Raises:
         ValueError: when a pattern matches nothing or no run is found.
     """
-    found: list[Path] = []
-    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
-        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(pattern))))
-        if not matches:
-            raise ValueError(f"runs: {pattern!r} matches no file or folder")
-        for match in matches:
-            configs = [match / "config.yaml"] if (match / "config.yaml").exists() else sorted(match.rglob("config.yaml"))
-            for config in configs:
-                if config.parent.name != ".hydra" and (config.parent / "tensorboard").is_dir():
-                    cfg = OmegaConf.load(config)
-                    if isinstance(cfg, DictConfig) and cfg.get("script") == "train_qarl":
-                        found.append(config.parent.resolve())
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise ValueError(f"no train_qarl run (a folder with config.yaml and tensorboard/) found in {list(patterns)!r}")
-    return unique
+
+    def is_run(path: Path) -> bool:
+        if path.name == ".hydra" or not (path / "config.yaml").exists() or not (path / "tensorboard").is_dir():
+            return False
+        cfg = OmegaConf.load(path / "config.yaml")
+        return isinstance(cfg, DictConfig) and cfg.get("script") == "train_qarl"
+
+    return glob_run_dirs(patterns, is_run, "train_qarl run (a folder with config.yaml and tensorboard/)")
 
 
 def read_scalars(tensorboard: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

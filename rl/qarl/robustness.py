@@ -35,7 +35,7 @@ from envs.adversarial.demo import make_game
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.specs import get_env_spec
 from rl.common.registry import check_choice
-from rl.qarl.checkpoint import NotARunError, QARLPolicies, find_run, load_policies
+from rl.qarl.checkpoint import NotARunError, QARLPolicies, find_run, glob_run_dirs, load_policies
 from rl.qarl.evaluation import perturbation_options, run_episodes
 from rl.qarl.modes import resolve_mode
 
@@ -157,22 +157,11 @@ def find_runs(patterns: str | Sequence[str]) -> list[Path]:
     Raises:
         NotARunError: when a pattern matches nothing or no run is found.
     """
-    import glob
 
-    found: list[Path] = []
-    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
-        matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(str(pattern))))
-        if not matches:
-            raise NotARunError(f"run={pattern!r} matches no file or folder")
-        for match in matches:
-            if (match / "config.yaml").exists():
-                found.append(match)
-            elif match.is_dir():
-                found += sorted(p.parent for p in match.rglob("config.yaml") if (p.parent / "checkpoints").is_dir())
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    if not unique:
-        raise NotARunError(f"no run directory (a folder with config.yaml and checkpoints/) found under {patterns!r}")
-    return unique
+    def is_run(path: Path) -> bool:
+        return (path / "config.yaml").exists() and (path / "checkpoints").is_dir()
+
+    return glob_run_dirs(patterns, is_run, "run directory (a folder with config.yaml and checkpoints/)")
 
 
 # ------------------------------------------------------------------------------------------ workers
