@@ -1,0 +1,159 @@
+"""Hydra schemas of ``scripts/train_gtf.py`` and ``scripts/eval_gtf.py`` (groups ``system``, ``model``, ``forcing``).
+
+Defaults follow the GTF code's ``settings/defaults.json`` (Hess et al. 2023) except where the config files say
+otherwise (the short-budget Lorenz-63 settings of ``configs/train_gtf.yaml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from rl.common.config import RunConfig
+
+
+@dataclass
+class SystemConfig:
+    """A data set (``configs/system/<name>.yaml``).
+
+    Attributes:
+        name: a key of ``dynamics/dsr/systems.json``.
+        source: ``auto`` (file if present, else simulate), ``file`` or ``simulate``.
+        data_dir: folder of the benchmark files, relative to the repository root unless absolute.
+        n_train: training rows (0: all rows of the file).
+        n_test: test rows (0: all rows of the file).
+        noise_std: observation noise on the training series (units of each dimension's std).
+        standardize: z-score with training statistics; null: yes for simulations, no for files.
+        parameters: simulator parameter overrides, by name.
+    """
+
+    name: str = "???"
+    source: str = "auto"
+    data_dir: str = "../shared/data/dsr"
+    n_train: int = 0
+    n_test: int = 0
+    noise_std: float = 0.0
+    standardize: bool | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """A latent model and its observation model (``configs/model/<name>.yaml``).
+
+    Attributes:
+        name: ``plrnn``, ``dendplrnn``, ``clipped_dendplrnn``, ``shplrnn`` or ``clipped_shplrnn``.
+        latent_dim: ``M``.
+        hidden_dim: ``L`` (shallow PLRNNs).
+        n_bases: ``B`` (dendritic PLRNNs).
+        observation: ``identity`` or ``affine``.
+    """
+
+    name: str = "???"
+    latent_dim: int = 3
+    hidden_dim: int = 50
+    n_bases: int = 20
+    observation: str = "identity"
+
+
+@dataclass
+class ForcingConfig:
+    """Teacher forcing (``configs/forcing/<name>.yaml``).
+
+    Attributes:
+        method: ``gtf`` (generalised teacher forcing) or ``stf`` (sparse teacher forcing baseline).
+        alpha_method: ``constant`` or an adaptive estimate (``product_upper_bound``, ``arithmetic_mean``...).
+        alpha: initial α (adaptive) or the constant α.
+        gamma: decay of α toward lower estimates.
+        update_every: parameter updates between α estimates (``k``).
+        tau: sparse-TF interval.
+        partial: force only the observed units (Identity with ``M > N``).
+    """
+
+    method: str = "gtf"
+    alpha_method: str = "product_upper_bound"
+    alpha: float = 1.0
+    gamma: float = 0.999
+    update_every: int = 5
+    tau: int = 16
+    partial: bool = True
+
+
+@dataclass
+class GTFTrainConfig(RunConfig):
+    """``scripts/train_gtf.py``.
+
+    Attributes:
+        system: data.
+        model: latent and observation model.
+        forcing: teacher forcing.
+        epochs: ``E``; the learning rate decays exponentially from ``lr`` to ``lr_end`` over them.
+        batches_per_epoch: parameter updates per epoch.
+        batch_size: ``S`` windows per batch.
+        seq_len: ``T̃``; windows have ``T̃ + 1`` rows.
+        lr: initial RAdam learning rate.
+        lr_end: final learning rate.
+        lambda_lat: latent regularisation weight.
+        lambda_obs: observation regularisation weight.
+        fused_backward: use the fused forced-BPTT backward (``False``: eager autograd, the reference).
+        dtype: ``float32`` or ``float64``.
+        eval_every: epochs between metric evaluations, checkpoints and figures (0: only at the end).
+        eval_len: length of the generated series for the monitoring metrics (0: the whole test set).
+        time_budget_s: stop after this many CPU seconds of this process (0: no limit); the schedule is unchanged.
+        progress: show a tqdm bar.
+    """
+
+    system: SystemConfig = field(default_factory=SystemConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    epochs: int = 5000
+    batches_per_epoch: int = 50
+    batch_size: int = 16
+    seq_len: int = 200
+    lr: float = 1e-3
+    lr_end: float = 1e-6
+    lambda_lat: float = 1e-5
+    lambda_obs: float = 0.0
+    fused_backward: bool = True
+    dtype: str = "float32"
+    eval_every: int = 25
+    eval_len: int = 20_000
+    time_budget_s: float = 0.0
+    progress: bool = True
+
+
+@dataclass
+class GTFEvalConfig(RunConfig):
+    """``scripts/eval_gtf.py``: the paper's protocol on one or more run directories.
+
+    Attributes:
+        runs: run directories (each with ``config.yaml`` and ``checkpoints/last.pt``).
+        checkpoint: file name inside ``checkpoints/``.
+        n_test: test rows used (0: all).
+        pe_steps: ``n`` of ``PE(n)``.
+        n_bins: bins per dimension of ``D_stsp``.
+        spectrum_sigma: smoothing of ``D_H`` in frequency bins.
+        lyapunov_steps: steps of the Lyapunov estimate (0: skip).
+        output: where to write the table (default: the first run's ``eval/`` folder).
+    """
+
+    runs: list[str] = field(default_factory=list)
+    checkpoint: str = "last.pt"
+    n_test: int = 0
+    pe_steps: int = 20
+    n_bins: int = 30
+    spectrum_sigma: float = 20.0
+    lyapunov_steps: int = 10_000
+    output: str | None = None
+
+
+def register_configs() -> None:
+    """Store the DSR schemas in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(group="system", name="base_system", node=SystemConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="forcing", name="base_forcing", node=ForcingConfig)
+    cs.store(name="base_train_gtf", node=GTFTrainConfig)
+    cs.store(name="base_eval_gtf", node=GTFEvalConfig)

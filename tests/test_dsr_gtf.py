@@ -1,0 +1,226 @@
+"""GTF: fused backward == autograd, the (1 − α) factor, α rules, sparse TF, training, NaN guard, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dynamics.dsr import train as train_mod
+from dynamics.dsr.config import GTFTrainConfig
+from dynamics.dsr.forcing import ALPHA_METHODS, AlphaController, estimate_alpha, stf_alpha_sequence
+from dynamics.dsr.models import MODEL_NAMES, ShallowPLRNN, make_model
+from dynamics.dsr.observation import IdentityObservation
+from dynamics.dsr.rollout import forced_rollout, forced_rollout_autograd, free_run
+from dynamics.dsr.types import DSRData
+
+ROLLOUTS = [forced_rollout, forced_rollout_autograd]
+
+
+def torch_loops(*args):
+    return forced_rollout(*args, backend="torch")  # the CUDA code path, run on the CPU
+
+
+def f64_model(name: str = "clipped_shplrnn", m: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return make_model(name, m, hidden_dim=10, n_bases=4).double()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("schedule", ["gtf", "stf"])
+def test_fused_backward_matches_autograd(name: str, schedule: str) -> None:
+    model = f64_model(name, 4)
+    z1 = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    forcing = torch.randn(4, 20, 4, dtype=torch.float64)
+    alpha = torch.full((20,), 0.3, dtype=torch.float64) if schedule == "gtf" else stf_alpha_sequence(5, 20).double()
+    mask = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    weight = torch.randn(4, 20, 4, dtype=torch.float64)
+    grads = []
+    for rollout in [forced_rollout_autograd, forced_rollout, torch_loops]:
+        pred = rollout(model, z1, forcing, alpha, mask)
+        grads.append(torch.autograd.grad((pred * weight).sum(), [z1, *model.parameters()]))
+    for ref, fused, fused_torch in zip(*grads, strict=True):
+        assert torch.allclose(fused, ref, rtol=1e-12, atol=1e-12 * ref.abs().max().item())
+        assert torch.allclose(fused_torch, ref, rtol=1e-12, atol=1e-12 * ref.abs().max().item())
+
+
+@pytest.mark.parametrize("rollout", ROLLOUTS)
+def test_gradient_factor_one_minus_alpha_per_step(rollout) -> None:
+    alpha, k = 0.3, 5
+    model = f64_model()
+    z1 = torch.randn(1, 3, dtype=torch.float64)
+    forcing = torch.randn(1, k + 1, 3, dtype=torch.float64)
+    a, mask = torch.full((k + 1,), alpha, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+
+    def last(z: torch.Tensor) -> torch.Tensor:
+        return rollout(model, z.unsqueeze(0), forcing, a, mask)[0, k]
+
+    jac = torch.autograd.functional.jacobian(last, z1[0])
+    pred = forced_rollout_autograd(model, z1, forcing, a, mask).detach()[0]
+    forced = (1 - alpha) * pred + alpha * forcing[0]
+    expected = model.jacobian(z1[0]).detach()
+    for i in range(k):  # dz_k/dz_0 = prod (1 - alpha) J(z~_i), times dz_0/dz1 = J(z1)
+        expected = (1 - alpha) * model.jacobian(forced[i]).detach() @ expected
+    assert torch.allclose(jac, expected, atol=1e-12)
+
+
+def test_alpha_one_is_one_step_teacher_forcing_and_alpha_zero_is_free_run() -> None:
+    model = f64_model()
+    x = torch.randn(2, 11, 3, dtype=torch.float64)
+    mask = torch.ones(3, dtype=torch.float64)
+    z1 = x[:, 0].clone().requires_grad_(True)
+    pred = forced_rollout(model, z1, x[:, 1:], torch.ones(10, dtype=torch.float64), mask)
+    assert torch.allclose(pred, model(x[:, :-1]).detach(), atol=1e-12)
+    (g,) = torch.autograd.grad(pred[:, 5].sum(), z1)
+    assert torch.all(g == 0)  # gradient is cut after one step
+    free = forced_rollout(model, x[:, 0], x[:, 1:], torch.zeros(10, dtype=torch.float64), mask)
+    assert torch.allclose(free, free_run(model, x[:, 0], 11)[:, 1:], atol=1e-12)
+
+
+def test_perturbing_forcing_at_step_k_leaves_prediction_k_unchanged() -> None:
+    model = f64_model()
+    z1, forcing = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 8, 3, dtype=torch.float64)
+    a, mask = torch.full((8,), 0.4, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    base = forced_rollout(model, z1, forcing, a, mask)
+    bumped = forcing.clone()
+    bumped[:, 4] += 1.0
+    moved = forced_rollout(model, z1, bumped, a, mask)
+    assert torch.equal(base[:, :5], moved[:, :5]) and not torch.allclose(base[:, 5], moved[:, 5])
+
+
+@pytest.mark.parametrize("method", ALPHA_METHODS[1:])
+@pytest.mark.parametrize(("a", "expected"), [(2.0, 0.5), (0.5, 0.0)])
+def test_alpha_estimate_on_linear_model(method: str, a: float, expected: float) -> None:
+    model = ShallowPLRNN(3, 8).double()
+    with torch.no_grad():
+        model.W1.zero_()
+        model.A.fill_(a)
+    states = torch.randn(4, 10, 3, dtype=torch.float64)
+    assert estimate_alpha(model, states, method) == pytest.approx(expected, abs=1e-12)
+
+
+def test_alpha_update_rule() -> None:
+    ctrl = AlphaController("product_upper_bound", alpha0=1.0, gamma=0.999, update_every=5)
+    assert ctrl.combine(0.2) == pytest.approx(0.999 + 0.001 * 0.2)
+    ctrl.alpha = 0.1
+    assert ctrl.combine(0.6) == 0.6
+    model = ShallowPLRNN(3, 8).double()
+    with torch.no_grad():
+        model.W1.zero_()
+        model.A.fill_(2.0)
+    ctrl = AlphaController("batch_maximum", alpha0=0.1, update_every=5)
+    states = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert ctrl.update(3, model, states) == 0.1  # not an update step
+    assert ctrl.update(5, model, states) == pytest.approx(0.5)
+    assert AlphaController("constant", alpha0=0.3).update(0, model, states) == 0.3
+    with pytest.raises(ValueError, match="did you mean"):
+        AlphaController("product_upper_bund")
+
+
+def test_paper_lr_schedule_midpoint() -> None:
+    gamma = train_mod.lr_decay(1e-3, 1e-6, 5000)
+    assert 1e-3 * gamma**2500 == pytest.approx(3.162e-5, rel=1e-3)
+    assert 1e-3 * gamma**5000 == pytest.approx(1e-6, rel=1e-9)
+
+
+def test_stf_sequence_forces_every_tau_steps() -> None:
+    seq = stf_alpha_sequence(4, 12)
+    assert seq.tolist() == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]  # t = k + 2 with (t - 1) mod 4 == 0
+
+
+def tiny_cfg(tmp_path, **overrides):
+    cfg = OmegaConf.structured(GTFTrainConfig)
+    cfg.merge_with(
+        {
+            "script": "train_gtf",
+            "name": "test",
+            "run_dir": str(tmp_path / "run"),
+            "system": {"name": "lorenz63", "source": "simulate", "n_train": 3000, "n_test": 1200},
+            "model": {"name": "clipped_shplrnn", "latent_dim": 3, "hidden_dim": 16},
+            "forcing": {"alpha_method": "constant", "alpha": 0.2},
+            "epochs": 3,
+            "batches_per_epoch": 4,
+            "batch_size": 8,
+            "seq_len": 30,
+            "lr": 5e-3,
+            "eval_every": 1,
+            "eval_len": 1000,
+            "progress": False,
+            "device": "cpu",
+        }
+    )
+    cfg.merge_with(overrides)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def lorenz_data() -> DSRData:
+    from dynamics.dsr.data import load_system
+
+    return load_system("lorenz63", source="simulate", n_train=3000, n_test=1200)
+
+
+def test_tiny_training_lowers_loss(lorenz_data: DSRData) -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model, obs = make_model("clipped_shplrnn", 3, hidden_dim=32), IdentityObservation(3, 3)
+    train_t = torch.as_tensor(lorenz_data.train, dtype=torch.float32)
+    alpha, mask = torch.full((30,), 0.2), torch.ones(3)
+    probe = train_mod.sample_batch(train_t, obs, 64, 30, np.random.default_rng(99))
+    before = train_mod.gtf_loss(model, obs, probe, alpha, mask).item()
+    opt = torch.optim.RAdam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = train_mod.gtf_loss(model, obs, train_mod.sample_batch(train_t, obs, 16, 30, rng), alpha, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = train_mod.gtf_loss(model, obs, probe, alpha, mask).item()
+    assert after < 0.8 * before
+
+
+def test_train_writes_checkpoint_and_logs(tmp_path) -> None:
+    result = train_mod.train(tiny_cfg(tmp_path, forcing={"alpha_method": "product_upper_bound", "alpha": 1.0}))
+    assert result["epoch"] == 3 and result["nan"] == 0.0 and np.isfinite(result["d_stsp"])
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert state["epoch"] == 3 and 0.0 <= state["alpha"] < 1.0
+    assert set(state["data_mean"].shape) == {3}  # standardisation recorded
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch) -> None:
+    real, calls = train_mod.gtf_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(train_mod, "gtf_loss", poisoned)
+    result = train_mod.train(tiny_cfg(tmp_path, forcing={"method": "stf", "tau": 5}))
+    assert result["nan"] == 1.0
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_bad_input_is_refused(tmp_path, lorenz_data: DSRData, monkeypatch) -> None:
+    with pytest.raises(ValueError, match="latent_dim >= obs_dim"):
+        train_mod.train(tiny_cfg(tmp_path, model={"latent_dim": 2}))
+    with pytest.raises(ValueError, match="fewer than one training window"):
+        train_mod.train(tiny_cfg(tmp_path, seq_len=5000))
+    bad = lorenz_data._replace(train=np.where(np.arange(3000)[:, None] == 7, np.nan, lorenz_data.train))
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: bad)
+    with pytest.raises(ValueError, match="NaN"):
+        train_mod.train(tiny_cfg(tmp_path))
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        train_mod.check_config(tiny_cfg(tmp_path, forcing={"alpha": 1.5}), lorenz_data)
+
+
+@pytest.mark.gpu
+def test_fused_backward_matches_autograd_on_cuda() -> None:
+    model = f64_model().cuda()
+    z1 = torch.randn(4, 3, dtype=torch.float64, device="cuda", requires_grad=True)
+    forcing = torch.randn(4, 15, 3, dtype=torch.float64, device="cuda")
+    a, mask = torch.full((15,), 0.3, dtype=torch.float64, device="cuda"), torch.ones(3, dtype=torch.float64, device="cuda")
+    grads = [torch.autograd.grad(r(model, z1, forcing, a, mask).square().sum(), [z1, *model.parameters()]) for r in ROLLOUTS]
+    for fused, ref in zip(*grads, strict=True):
+        assert torch.allclose(fused, ref, rtol=1e-10, atol=1e-12)

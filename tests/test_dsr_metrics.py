@@ -1,0 +1,112 @@
+"""DSR metrics: D_stsp (binning and GMM), D_H, PE(n) and the maximal Lyapunov exponent (spec gtf.md §6, §11)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics.dsr import metrics
+from dynamics.dsr.data import DEFAULT_DATA_DIR, REPO_ROOT, simulate
+from dynamics.dsr.evaluate import generate, median_mad
+from dynamics.dsr.models import ShallowPLRNN
+from dynamics.dsr.observation import IdentityObservation
+from dynamics.dsr.rollout import free_run
+
+DATA = REPO_ROOT / DEFAULT_DATA_DIR
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(0)) / x.std(0)
+
+
+@pytest.fixture(scope="module")
+def lorenz() -> dict[str, np.ndarray]:
+    true = simulate("lorenz63", 8000, seed=0)
+    scale = (true.mean(0), true.std(0))
+    out = {"true": true, "other": simulate("lorenz63", 8000, seed=5)}
+    out["rho22"] = simulate("lorenz63", 8000, seed=0, parameters={"rho": 22.0})
+    return {k: (v - scale[0]) / scale[1] for k, v in out.items()}
+
+
+def test_dstsp_binning_zero_for_identical_and_grows_with_perturbation(lorenz) -> None:
+    x = lorenz["true"]
+    assert metrics.state_space_divergence(x, x) == pytest.approx(0.0, abs=1e-12)
+    same_system = metrics.state_space_divergence(x, lorenz["other"])
+    perturbed = metrics.state_space_divergence(x, lorenz["rho22"])
+    assert 0 < same_system < perturbed and perturbed > 2 * same_system
+
+
+def test_dstsp_binning_matches_dense_histogram() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3000, 2)), 0.8 * rng.standard_normal((3000, 2)) + 0.3
+    lo, hi = x.min(0) - 0.1 * x.std(0), x.max(0) + 0.1 * x.std(0)
+    edges = [np.linspace(lo[i], hi[i], 11) for i in range(2)]
+    hx, _ = np.histogramdd(x, bins=edges)
+    hy, _ = np.histogramdd(y, bins=edges)
+    p, q = (hx + 1e-5) / (hx.sum() + 1e-5 * 100), (hy + 1e-5) / (hy.sum() + 1e-5 * 100)
+    assert metrics.state_space_divergence_binning(x, y, n_bins=10) == pytest.approx(np.sum(p * np.log(p / q)), rel=1e-9)
+
+
+def test_dstsp_gmm_zero_for_identical_and_grows_with_shift() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((800, 7))
+    assert metrics.state_space_divergence(x, x) == pytest.approx(0.0, abs=1e-12)
+    small = metrics.state_space_divergence(x, x + 0.2)
+    large = metrics.state_space_divergence(x, x + 1.0)
+    assert 0 < small < large
+
+
+def test_dstsp_nan_when_everything_leaves_the_range(lorenz) -> None:
+    assert np.isnan(metrics.state_space_divergence(lorenz["true"], lorenz["true"] + 100.0))
+
+
+def test_dh_zero_for_identical_spectra_and_positive_otherwise(lorenz) -> None:
+    x = lorenz["true"]
+    assert metrics.power_spectrum_distance(x, x) == pytest.approx(0.0, abs=1e-7)
+    assert metrics.power_spectrum_distance(x, 3.0 * x + 1.0) == pytest.approx(0.0, abs=1e-7)  # z-scored first
+    assert metrics.power_spectrum_distance(x, lorenz["rho22"]) > metrics.power_spectrum_distance(x, lorenz["other"]) > 0
+
+
+def perfect_pair(steps: int = 600) -> tuple[ShallowPLRNN, IdentityObservation, np.ndarray]:
+    torch.manual_seed(0)
+    model, obs = ShallowPLRNN(3, 20).double(), IdentityObservation(3, 3).double()
+    with torch.no_grad():
+        model.W1.mul_(3.0)
+    x = free_run(model, torch.randn(3, dtype=torch.float64), steps).numpy()
+    return model, obs, x
+
+
+def test_pe_of_perfect_model_is_zero_and_positive_for_wrong_model() -> None:
+    model, obs, x = perfect_pair()
+    assert metrics.prediction_error(model, obs, x, n=20) == pytest.approx(0.0, abs=1e-20)
+    with torch.no_grad():
+        model.h1.add_(0.05)
+    assert metrics.prediction_error(model, obs, x, n=20) > 1e-6
+
+
+@pytest.mark.parametrize("a", [0.5, 0.9])
+def test_lyapunov_of_linear_model(a: float) -> None:
+    model = ShallowPLRNN(3, 5).double()
+    with torch.no_grad():
+        model.W1.zero_()
+        model.A.fill_(a)
+    lyap = metrics.max_lyapunov(model, torch.ones(3, dtype=torch.float64), steps=200, transient=10)
+    assert lyap == pytest.approx(np.log(a), abs=1e-10)
+
+
+def test_protocol_generation_length_and_median_mad() -> None:
+    model, obs, x = perfect_pair(1000)
+    gen = generate(model, obs, x[0], 400)
+    assert gen.shape == (400, 3)
+    assert np.allclose(gen, x[100:500])  # 500 generated from x_1, the first 100 dropped
+    assert median_mad([1.0, 2.0, 4.0, float("nan")]) == (2.0, 1.0, 3)
+
+
+@pytest.mark.skipif(not (DATA / "lorenz63_test.npy").exists(), reason="shared benchmark data absent")
+def test_noise_floor_of_shared_lorenz63_data() -> None:
+    train, test = np.load(DATA / "lorenz63_train.npy"), np.load(DATA / "lorenz63_test.npy")
+    assert metrics.state_space_divergence(test, train) == pytest.approx(0.119, abs=0.01)
+    assert metrics.power_spectrum_distance(test, train) == pytest.approx(0.070, abs=0.005)
+    assert metrics.state_space_divergence(test, test[:10_000]) == pytest.approx(0.44, abs=0.03)
+    assert metrics.state_space_divergence(test, np.broadcast_to(test.mean(0), test.shape)) == pytest.approx(16.4, abs=0.5)
