@@ -226,3 +226,15 @@ def test_make_writer_and_log_config(tmp_path: Path) -> None:
     (text_event,) = acc.Tensors("config/text_summary")
     text = text_event.tensor_proto.string_val[0].decode()
     assert text.startswith("```yaml") and "name: n_5" in text
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from rl.common.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
