@@ -4,17 +4,16 @@ import hydra
 from omegaconf import DictConfig
 
 from dynamics.dsr.config import register_configs
-from dynamics.dsr.evaluate import evaluate_runs
+from dynamics.dsr.evaluate import evaluate_runs, metrics_table
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval_gtf")
 def main(cfg: DictConfig) -> None:
-    """Entry point; writes ``metrics.json`` and ``metrics.md``."""
+    """Entry point; writes ``metrics.json`` and ``metrics.md`` and prints the table (with the checkpoint scored)."""
     rows = evaluate_runs(cfg)
-    for row in rows:
-        print(row)
+    print(metrics_table(rows), end="")
 
 
 if __name__ == "__main__":

@@ -224,3 +224,67 @@ def test_fused_backward_matches_autograd_on_cuda() -> None:
     grads = [torch.autograd.grad(r(model, z1, forcing, a, mask).square().sum(), [z1, *model.parameters()]) for r in ROLLOUTS]
     for fused, ref in zip(*grads, strict=True):
         assert torch.allclose(fused, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_best_checkpoint_is_selected_on_training_data_only(tmp_path, lorenz_data: DSRData, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from dynamics.dsr.evaluate import evaluate_runs
+
+    monkeypatch.setattr(train_mod, "_figures", lambda *a: (plt.figure(), plt.figure()))  # rendering is not tested here
+    real = train_mod.selection_score
+    scripted = [2.0, 1.0, 3.0]  # the returned scores, so epoch 2 must win; the real ones are recorded
+
+    def run(name: str, data: DSRData) -> tuple[dict, dict, list[float]]:
+        monkeypatch.setattr(train_mod, "load_data", lambda cfg: data)
+        seen: list[float] = []
+
+        def spy(model, obs_model, train, select_len):
+            assert train is data.train  # the selection only ever sees the training series
+            seen.append(real(model, obs_model, train, select_len))
+            return scripted[len(seen) - 1]
+
+        monkeypatch.setattr(train_mod, "selection_score", spy)
+        result = train_mod.train(tiny_cfg(tmp_path / name, eval_len=300, select_len=600))
+        best = torch.load(tmp_path / name / "run" / "checkpoints" / "best.pt", weights_only=False)
+        return result, best, seen
+
+    result, best, seen = run("a", lorenz_data)
+    last = torch.load(tmp_path / "a" / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert len(seen) == 3 and all(np.isfinite(seen))
+    assert best["epoch"] == result["best_epoch"] == 2 and best["select_d_stsp_train"] == 1.0 and last["epoch"] == 3
+    assert result["best_select_d_stsp_train"] == 1.0 and result["select_d_stsp_train"] == 3.0
+    assert not all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    # another test series changes the logged test metrics but neither the real selection scores nor the best model
+    other = lorenz_data._replace(test=np.random.default_rng(5).standard_normal(lorenz_data.test.shape))
+    result_b, best_b, seen_b = run("b", other)
+    assert seen_b == seen and best_b["epoch"] == 2 and result_b["d_h"] != result["d_h"]
+    assert all(torch.equal(best["model"][k], best_b["model"][k]) for k in best["model"])
+
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: lorenz_data)
+    run_dir = tmp_path / "a" / "run"
+    eval_cfg = OmegaConf.create({"runs": [str(run_dir)], "device": "cpu", "n_test": 300, "pe_steps": 5, "n_bins": 30})
+    eval_cfg.merge_with({"spectrum_sigma": 20.0, "lyapunov_steps": 0, "output": str(tmp_path / "eval")})
+    picked = {}
+    for choice in ["auto", "best", "last"]:
+        eval_cfg.checkpoint = choice
+        (row,) = evaluate_runs(eval_cfg)
+        picked[choice] = (row["checkpoint"], row["epoch"], row["pe"])
+        assert f"| {row['checkpoint']} ({row['epoch']}) |" in (tmp_path / "eval" / "metrics.md").read_text()
+    assert picked["auto"] == picked["best"] and picked["best"][:2] == ("best.pt", 2)
+    assert picked["last"][:2] == ("last.pt", 3) and picked["last"][2] != picked["best"][2]
+    (run_dir / "checkpoints" / "best.pt").unlink()  # a run without best.pt (keep_best=false, or older runs)
+    eval_cfg.checkpoint = "auto"
+    assert evaluate_runs(eval_cfg)[0]["checkpoint"] == "last.pt"
+
+
+def test_selection_score_of_a_collapsed_model_is_large(lorenz_data: DSRData) -> None:
+    from dynamics.dsr.models import make_model as mk
+
+    collapsed = mk("clipped_shplrnn", 3, hidden_dim=8)
+    with torch.no_grad():
+        for p in collapsed.parameters():
+            p.zero_()  # z_{t+1} = 0: a fixed point, the collapsed-orbit failure mode
+    obs = IdentityObservation(3, 3)
+    bad = train_mod.selection_score(collapsed, obs, lorenz_data.train, 1000)
+    assert bad > 5.0  # a point mass against the attractor scores near the metric's maximum

@@ -42,16 +42,17 @@ def test_train_then_eval_smoke(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert cfg.system.name == "rossler" and cfg.forcing.alpha_method == "product_upper_bound"
-    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "checkpoints" / "best.pt").is_file()
     acc = EventAccumulator(str(run_dir / "tensorboard"))
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
-    assert {"train/loss", "dynamics/gtf_alpha", "eval/d_stsp", "eval/d_h", "eval/pe20"} <= scalars
+    assert {"train/loss", "dynamics/gtf_alpha", "eval/d_stsp", "eval/d_h", "eval/pe20", "select/d_stsp_train"} <= scalars
     assert {"eval/attractor", "eval/power_spectrum"} <= set(acc.Tags()["images"])
 
     out = tmp_path / "eval"
     proc = run("eval_gtf.py", f"runs=[{run_dir}]", "lyapunov_steps=200", f"output={out}", f"hydra.run.dir={tmp_path / 'e'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert len(rows) == 1 and rows[0]["test_rows"] == 600 and rows[0]["pe"] >= 0
+    assert len(rows) == 1 and rows[0]["test_rows"] == 600 and rows[0]["pe"] >= 0 and rows[0]["checkpoint"] == "best.pt"
+    assert "best.pt (" in proc.stdout  # the printed table says which checkpoint was scored
     assert "median ± MAD" in (out / "metrics.md").read_text()

@@ -101,6 +101,10 @@ class GTFTrainConfig(RunConfig):
         dtype: ``float32`` or ``float64``.
         eval_every: epochs between metric evaluations, checkpoints and figures (0: only at the end).
         eval_len: length of the generated series for the monitoring metrics (0: the whole test set).
+        keep_best: also keep ``checkpoints/best.pt``, the model with the lowest selection score so far.
+        select_len: rows at the end of the TRAINING series that the selection score uses (0: the whole training
+            series): ``D_stsp`` of a protocol-style free run (``⌊1.25 T⌋`` steps from the window's first row, the
+            first ``⌊0.25 T⌋`` dropped) against that window. The test series is never used for selection.
         time_budget_s: stop after this many CPU seconds of this process (0: no limit); the schedule is unchanged.
         progress: show a tqdm bar.
     """
@@ -120,6 +124,8 @@ class GTFTrainConfig(RunConfig):
     dtype: str = "float32"
     eval_every: int = 25
     eval_len: int = 20_000
+    keep_best: bool = True
+    select_len: int = 20_000
     time_budget_s: float = 0.0
     progress: bool = True
 
@@ -130,7 +136,8 @@ class GTFEvalConfig(RunConfig):
 
     Attributes:
         runs: run directories (each with ``config.yaml`` and ``checkpoints/last.pt``).
-        checkpoint: file name inside ``checkpoints/``.
+        checkpoint: ``auto`` (``best.pt`` when the run has one, else ``last.pt``), ``best``, ``last`` or a file
+            name inside ``checkpoints/``; the table says which file was scored.
         n_test: test rows used (0: all).
         pe_steps: ``n`` of ``PE(n)``.
         n_bins: bins per dimension of ``D_stsp``.
@@ -140,7 +147,7 @@ class GTFEvalConfig(RunConfig):
     """
 
     runs: list[str] = field(default_factory=list)
-    checkpoint: str = "last.pt"
+    checkpoint: str = "auto"
     n_test: int = 0
     pe_steps: int = 20
     n_bins: int = 30

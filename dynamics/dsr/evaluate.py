@@ -67,25 +67,30 @@ def median_mad(values: list[float]) -> tuple[float, float, int]:
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table of per-run metrics plus a median ± MAD row."""
+    """Markdown table of per-run metrics (with the checkpoint scored and its epoch) plus a median ± MAD row."""
     keys = ["d_stsp", "d_h", "pe", "lyapunov"]
-    lines = ["| run | D_stsp | D_H | PE | λ_max (per step) |", "|---|---|---|---|---|"]
+    lines = ["| run | checkpoint (epoch) | D_stsp | D_H | PE | λ_max (per step) |", "|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['run']} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
+        ckpt = f"{row.get('checkpoint', '?')} ({row.get('epoch', '?')})"
+        lines.append(f"| {row['run']} | {ckpt} | " + " | ".join(f"{row[k]:.4g}" for k in keys) + " |")
     stats = [median_mad([row[k] for row in rows]) for k in keys]
-    lines.append("| median ± MAD | " + " | ".join(f"{m:.4g} ± {d:.2g} (n={n})" for m, d, n in stats) + " |")
+    lines.append("| median ± MAD | | " + " | ".join(f"{m:.4g} ± {d:.2g} (n={n})" for m, d, n in stats) + " |")
     return "\n".join(lines) + "\n"
 
 
 def evaluate_runs(cfg: DictConfig) -> list[dict[str, Any]]:
-    """``scripts/eval_gtf.py``: evaluate each run directory's checkpoint and write ``metrics.{json,md}``."""
+    """``scripts/eval_gtf.py``: evaluate each run directory's checkpoint and write ``metrics.{json,md}``.
+
+    ``cfg.checkpoint`` ``auto`` scores ``best.pt`` (selected on training data) when the run has one, else ``last.pt``;
+    each row records the file and its epoch.
+    """
     from dynamics.dsr.train import load_run
 
     if not cfg.runs:
         raise ValueError("no runs given: pass runs=[path/to/run_dir,...]")
     rows = []
     for run in cfg.runs:
-        model, obs_model, data, _ = load_run(Path(str(run)), checkpoint=cfg.checkpoint, device=cfg.device)
+        model, obs_model, data, state = load_run(Path(str(run)), checkpoint=cfg.checkpoint, device=cfg.device)
         test = data.test[: cfg.n_test] if cfg.n_test > 0 else data.test
         result, _ = evaluate_model(
             model,
@@ -96,7 +101,8 @@ def evaluate_runs(cfg: DictConfig) -> list[dict[str, Any]]:
             spectrum_sigma=cfg.spectrum_sigma,
             lyapunov_steps=cfg.lyapunov_steps,
         )
-        rows.append({"run": str(run), **result._asdict(), "test_rows": int(test.shape[0])})
+        ckpt = {"checkpoint": state["checkpoint_file"], "epoch": int(state.get("epoch", -1))}
+        rows.append({"run": str(run), **ckpt, **result._asdict(), "test_rows": int(test.shape[0])})
     out = Path(str(cfg.output)) if cfg.output else Path(str(cfg.runs[0])) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps({"rows": rows, "config": OmegaConf.to_container(cfg)}, indent=2))

@@ -5,6 +5,11 @@ forcing signals outside the graph, update α on α-update steps, run the forced 
 and minimise the MSE of ``O(z_t)`` against ``x_t`` plus ``λ_lat`` and ``λ_obs`` penalties with RAdam; the learning
 rate decays exponentially per epoch from ``lr`` to ``lr_end``. A non-finite loss or parameter stops training with a
 message and the last good checkpoint is kept.
+
+Checkpoints: ``checkpoints/last.pt`` at every monitoring epoch and, with ``keep_best``, ``checkpoints/best.pt`` whenever
+the selection score improves. The selection score is ``D_stsp`` of a protocol-style free run against the last
+``select_len`` rows of the TRAINING series (:func:`selection_score`); the test series is only logged (``eval/``), never
+used to choose a model. Deviation: the paper keeps the last model of each run; it has no model selection.
 """
 
 from __future__ import annotations
@@ -158,6 +163,21 @@ def monitor(
     return out
 
 
+def selection_score(model: LatentModel, obs_model: ObservationModel, train: np.ndarray, select_len: int) -> float:
+    """Model-selection score from the training series only: ``D_stsp`` against its last ``select_len`` rows.
+
+    The free run follows the protocol (``⌊1.25 T⌋`` steps from the window's first row, the first ``⌊0.25 T⌋``
+    dropped) with ``T`` the window length; ``select_len`` 0 or beyond the series uses the whole training series.
+    Non-finite scores (a diverged model) count as ``inf``, so they never win.
+    """
+    ref = train[-select_len:] if 0 < select_len < train.shape[0] else train
+    gen = generate(model, obs_model, ref[0], ref.shape[0])
+    if not np.all(np.isfinite(gen)):
+        return math.inf
+    score = metrics.state_space_divergence(ref, gen)
+    return score if math.isfinite(score) else math.inf
+
+
 def save_checkpoint(path: Path, model: LatentModel, obs_model: ObservationModel, data: DSRData, extra: dict[str, Any]) -> None:
     """Atomic checkpoint with the data standardisation, for inversion."""
     state = {
@@ -170,12 +190,29 @@ def save_checkpoint(path: Path, model: LatentModel, obs_model: ObservationModel,
     atomic_torch_save(state, path)
 
 
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> str:
+    """File name in ``run_dir/checkpoints`` for ``auto`` (``best.pt`` if present, else ``last.pt``), ``best``, ``last``.
+
+    Any other value is taken as a file name.
+    """
+    if checkpoint == "auto":
+        return "best.pt" if (run_dir / "checkpoints" / "best.pt").is_file() else "last.pt"
+    if checkpoint in ("best", "last"):
+        return f"{checkpoint}.pt"
+    return checkpoint
+
+
 def load_run(
     run_dir: Path, checkpoint: str = "last.pt", device: str = "cpu"
 ) -> tuple[LatentModel, ObservationModel, DSRData, dict[str, Any]]:
-    """Rebuild a run's models (from its ``config.yaml`` and checkpoint) and its data."""
+    """Rebuild a run's models (from its ``config.yaml`` and checkpoint) and its data.
+
+    ``checkpoint`` is resolved by :func:`resolve_checkpoint`; the file used is returned in the state as
+    ``checkpoint_file``.
+    """
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert isinstance(cfg, DictConfig)
+    checkpoint = resolve_checkpoint(run_dir, checkpoint)
     path = run_dir / "checkpoints" / checkpoint
     if not path.exists():
         raise ValueError(f"no checkpoint {path}; available: {sorted(p.name for p in path.parent.glob('*.pt'))}")
@@ -184,6 +221,7 @@ def load_run(
     model, obs_model = build_models(cfg, data.train.shape[1])
     model.load_state_dict(state["model"])
     obs_model.load_state_dict(state["obs_model"])
+    state["checkpoint_file"] = checkpoint
     dev, dtype = resolve_device(device), lookup(DTYPES, cfg.dtype, "dtype")
     return model.to(dev, dtype), obs_model.to(dev, dtype), data, state
 
@@ -209,7 +247,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     mask = obs_model.forced_units(f.partial).to(device, dtype)
     stf_alpha = stf_alpha_sequence(f.tau, cfg.seq_len, device).to(dtype) if f.method == "stf" else None
     n_updates, start, status, result = 0, time.process_time(), "done", {}
-    ckpt = run.checkpoints / "last.pt"
+    ckpt, best_ckpt, best_score, best_epoch = run.checkpoints / "last.pt", run.checkpoints / "best.pt", math.inf, 0
     bar = tqdm(range(cfg.epochs), desc="gtf", disable=not cfg.progress, dynamic_ncols=True)
     for epoch in bar:
         epoch_loss = 0.0
@@ -257,6 +295,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "optimizer": optimizer.state_dict(),
             }
             save_checkpoint(ckpt, model, obs_model, data, extra)
+            if cfg.keep_best:
+                score = selection_score(model, obs_model, data.train, cfg.select_len)
+                writer.add_scalar("select/d_stsp_train", score, n_updates)
+                if score < best_score:
+                    best_score, best_epoch = score, epoch + 1
+                    save_checkpoint(best_ckpt, model, obs_model, data, {**extra, "select_d_stsp_train": score})
+                result["select_d_stsp_train"] = score
         if over_budget:
             status = f"CPU-time budget of {cfg.time_budget_s:.0f} s reached after epoch {epoch + 1}"
             break
@@ -264,6 +309,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     writer.add_text("train/status", status, n_updates)
     writer.close()
     result["train_cpu_seconds"] = time.process_time() - start
+    if best_epoch > 0:
+        result.update(best_epoch=best_epoch, best_select_d_stsp_train=best_score)
     if status != "done":
         tqdm.write(f"train_gtf: {status}")
     result["nan"] = float(status.startswith("non-finite"))
