@@ -57,11 +57,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         writer.close()
     budget = cfg.budget
     total = int(budget.iterations)
+    # with a step cap the run ends on env steps, so the bar (and its ETA) counts steps; else iterations
+    by_steps = budget.max_env_steps is not None
     bar = tqdm(
-        total=total,
-        initial=trainer.state.iteration,
+        total=int(budget.max_env_steps) if by_steps else total,
+        initial=trainer.state.env_steps if by_steps else trainer.state.iteration,
         desc=f"{cfg.algo.name} {cfg.env.name}",
-        unit="it",
+        unit="step" if by_steps else "it",
         disable=not cfg.progress,
     )
     try:
@@ -80,8 +82,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.log(stats)
             if it % int(budget.checkpoint_every) == 0 or last:
                 trainer.save()
-            bar.update(1)
-            bar.set_postfix(steps=trainer.state.env_steps, ret=f"{stats['rollout/protagonist_return']:.1f}")
+            bar.update(min(trainer.state.env_steps, bar.total) - bar.n if by_steps else 1)
+            bar.set_postfix(it=it, steps=trainer.state.env_steps, ret=f"{stats['rollout/protagonist_return']:.1f}")
             if capped:
                 print(f"\nreached budget.max_env_steps={budget.max_env_steps} after {it} iterations")
                 break
