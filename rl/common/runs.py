@@ -38,6 +38,11 @@ class RunDir:
         return self.root / "config.yaml"
 
 
+def command_line() -> str:
+    """The current process's command line, shell-quoted (what ``command.txt`` records)."""
+    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+
+
 def hydra_output_dir() -> Path | None:
     """The current Hydra job's output folder, or ``None`` outside a Hydra app."""
     try:
@@ -64,5 +69,5 @@ def prepare_run_dir(cfg: DictConfig, run_dir: str | Path | None = None) -> RunDi
     run.tensorboard.mkdir(parents=True, exist_ok=True)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.config, OmegaConf.to_yaml(cfg, resolve=True))
-    atomic_write_text(run.root / "command.txt", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]) + "\n")
+    atomic_write_text(run.root / "command.txt", command_line() + "\n")
     return run

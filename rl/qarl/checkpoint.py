@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from rl.common.io import atomic_write_text
+from rl.qarl.modes import resolve_mode
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 from rl.qarl.teacher import SelfPacedGammaTeacher
 
@@ -137,8 +138,7 @@ def load_policies(run_dir: str | Path, device: str = "cpu") -> QARLPolicies:
     protagonist = QARLSAC.load(checkpoint / "protagonist.zip", device=device)
     adversary: QARLSAC | None = None
     if (checkpoint / "adversary.zip").exists():
-        per_sample = cfg.algo.adversary and cfg.algo.temperature in ("curriculum", "fixed") and cfg.algo.force == "constant"
-        cls = PerSampleTemperatureSAC if per_sample else QARLSAC
+        cls = PerSampleTemperatureSAC if resolve_mode(cfg.algo).per_sample_temperature else QARLSAC
         adversary = cls.load(checkpoint / "adversary.zip", device=device)
     teacher = SelfPacedGammaTeacher.from_state_dict(state["teacher"]) if state.get("teacher") else None
     return QARLPolicies(protagonist, adversary, teacher, cfg, checkpoint)

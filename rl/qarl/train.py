@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from rl.common import log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
-from rl.common.runs import RunDir
+from rl.common.runs import RunDir, command_line
 from rl.qarl.checkpoint import find_run
 from rl.qarl.sac import LossNotFiniteError
 from rl.qarl.trainer import QARLTrainer
@@ -32,7 +30,7 @@ def _run_dir(cfg: DictConfig) -> tuple[RunDir, Path | None]:
                 f"got env={cfg.env.name} algo={cfg.algo.name}"
             )
         with (root / "command.txt").open("a") as fh:
-            fh.write("# resumed: " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]) + "\n")
+            fh.write(f"# resumed: {command_line()}\n")
         return RunDir(root.resolve()), checkpoint
     return prepare_run_dir(cfg), None
 
