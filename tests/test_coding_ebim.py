@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,6 +17,8 @@ from envs.coding.ebim import (
     ebim_envelope,
     ebim_greedy,
     encode,
+    exact_entropy,
+    rate_tolerance,
     refine_down,
     refine_up,
     set_partitions,
@@ -167,3 +173,186 @@ def test_rates_outside_range_rejected(rate):
 def test_unknown_encoder_suggests():
     with pytest.raises(ValueError, match="did you mean 'greedy'"):
         encode([0.5, 0.5], 0.5, "greedi")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Knife-edge rates (issue 15): an exact-arithmetic reference greedy (rational masses, 40-digit logarithms)
+
+
+@functools.cache
+def _exact_eta(m: Fraction) -> Decimal:
+    """``-m log2 m`` to 40 significant digits for a rational mass."""
+    if m == 0:
+        return Decimal(0)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        d = Decimal(m.numerator) / Decimal(m.denominator)
+        return -d * d.ln() / Decimal(2).ln()
+
+
+def _exact_h(masses) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return sum(sorted(_exact_eta(m) for m in masses), Decimal(0))
+
+
+def _fits(h: Decimal, rate: Decimal) -> bool:
+    """``h <= rate`` in exact arithmetic: 40-digit values, so a gap below 1e-30 is an exact tie."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return h - rate <= Decimal("1e-30")
+
+
+def _exact_greedy_candidates(p: list[Fraction]):
+    """The exact greedy's candidate partitions in test order: ``(groups, entropy)`` with groups as index sets."""
+    order = sorted((i for i in range(len(p)) if p[i] > 0), key=lambda i: (-p[i], i))
+    k = len(order)
+    cands = []
+    for j in range(1, k):
+        top = frozenset(order[:j])
+        if j <= k - 2:
+            groups = [top, *(frozenset([i]) for i in order[j : k - 2]), frozenset(order[k - 2 :])]
+        else:
+            groups = [frozenset(order)]
+        cands.append(groups)
+        if j <= k - 2:
+            cands.append([frozenset(order[: j + 1]), *(frozenset([i]) for i in order[j + 1 :])])
+    out = []
+    for groups in cands:
+        out.append((groups, _exact_h([sum((p[i] for i in g), Fraction(0)) for g in groups])))
+    return order, out
+
+
+def _exact_greedy(p: list[Fraction], rate: Decimal) -> set[frozenset[int]]:
+    order, cands = _exact_greedy_candidates(p)
+    if _fits(_exact_h([p[i] for i in order]), rate):
+        return {frozenset([i]) for i in order}
+    for groups, h in cands:
+        if _fits(h, rate):
+            return set(groups)
+    raise AssertionError("the one-group candidate always fits")
+
+
+def _groups(part, p) -> set[frozenset[int]]:
+    support = np.flatnonzero(np.asarray(p) > 0)
+    out: dict[int, set[int]] = {}
+    for i in support.tolist():
+        out.setdefault(int(part.labels[i]), set()).add(i)
+    return {frozenset(g) for g in out.values()}
+
+
+@st.composite
+def rational_source(draw):
+    """A rational p = counts / total (ties and zeros likely) and the index of a candidate on its greedy path."""
+    n = draw(st.integers(2, 10))
+    if draw(st.booleans()):
+        counts = [1] * n  # uniform: the most ties
+    else:
+        counts = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n).filter(lambda c: sum(c) > 0))
+    total = sum(counts)
+    p = [Fraction(c, total) for c in counts]
+    return p, draw(st.integers(0, 10**6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rational_source())
+def test_greedy_matches_exact_arithmetic_at_rates_equal_to_partition_entropies(src):
+    """R = the exact entropy of a partition on the greedy's path (rounded to float): the float greedy returns the
+    partition that exact arithmetic returns, and its reported H(T) never exceeds R."""
+    p, pick = src
+    p_float = np.array([float(x) for x in p])
+    order, cands = _exact_greedy_candidates(p)
+    rates = [h for _, h in cands] + [_exact_h([p[i] for i in order])]
+    for r_exact in [rates[pick % len(rates)], *rates[:3]]:
+        rate = min(float(r_exact), float(np.log2(len(p))))
+        part = ebim_greedy(p_float, rate)
+        assert part.entropy <= rate
+        assert _groups(part, p_float) == _exact_greedy(p, r_exact), (p, r_exact)
+
+
+def test_uniform81_at_three_quarters_rate_is_the_exact_partition():
+    """0.75 log2 81 = log2 27: one group of 27 and 54 singletons (H = log2 27), not 54 groups (H 4.7302)."""
+    p = np.full(81, 1 / 81)
+    rate = 0.75 * np.log2(81)
+    part = ebim_greedy(p, rate)
+    assert part.n_groups == 55
+    assert sorted(np.bincount(part.labels))[-1] == 27
+    assert part.entropy <= rate
+    assert part.entropy == pytest.approx(np.log2(27), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(source_and_rate(max_size=40), st.integers(0, 10**6))
+def test_reported_entropy_never_exceeds_a_rate_set_to_a_partition_entropy(pr, pick):
+    """Float sources, R = entropy() of a partition the greedy visits (as a user would compute it): H(T) <= R."""
+    p, _ = pr
+    support = np.flatnonzero(p > 0)
+    order = support[np.argsort(-p[support], kind="stable")]
+    j = 1 + pick % max(1, len(order) - 1)
+    masses = [p[order[:j]].sum(), *p[order[j:]]]
+    paired = [*masses[:-2], masses[-2] + masses[-1]] if len(masses) >= 2 else masses
+    for rate in (entropy(masses), exact_entropy(masses), entropy(paired)):
+        rate = min(rate, float(np.log2(len(p))))
+        for method in ("greedy", "uniform"):
+            part = encode(p, rate, method)
+            assert part.entropy <= rate
+            assert exact_entropy(part.masses) <= rate + rate_tolerance(rate)
+
+
+def test_uniform_quantization_uses_the_exact_bin_count():
+    """R = log2 27 computed in floats (2^R = 26.999...): 27 bins, and H(T) reported <= R."""
+    rate = float(np.log2(27))
+    part = uniform_quantization(np.full(81, 1 / 81), rate)
+    assert part.n_groups == 27
+    assert part.entropy <= rate
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs and contracts (issue 15)
+
+
+@pytest.mark.parametrize("rate", ["1", b"1", True, None, [1.0], 1 + 0j])
+def test_rate_must_be_a_real_number(rate):
+    with pytest.raises(ValueError, match="rate must be a real number"):
+        ebim_greedy([0.25] * 4, rate)
+    with pytest.raises(ValueError, match="rate must be a real number"):
+        uniform_quantization([0.25] * 4, rate)
+    with pytest.raises(ValueError, match="rate must be a real number"):
+        mec_b([0.25] * 4, [0.5, 0.5], rate)
+
+
+def test_numpy_rates_are_accepted():
+    for rate in (np.float64(1.0), np.float32(1.0), np.int64(1), np.array(1.0), 1):
+        assert ebim_greedy([0.25] * 4, rate).entropy == pytest.approx(1.0)
+
+
+def test_refinements_reject_a_non_deterministic_joint():
+    stochastic = np.array([[0.25, 0.25], [0.5, 0.0]])
+    for fn in (refine_up, refine_down):
+        with pytest.raises(ValueError, match="not a deterministic map: row 0 has 2 non-zero cells"):
+            fn(stochastic, 0.01)
+    det = np.array([[0.5, 0.0], [0.0, 0.5]])
+    with pytest.raises(ValueError, match="sums to"):
+        refine_up(det * 2, 0.01)
+    with pytest.raises(ValueError, match="2-D"):
+        refine_up([0.5, 0.5], 0.01)
+    with pytest.raises(ValueError, match="delta must be a real number"):
+        refine_up(det, "0.1")
+    with pytest.raises(ValueError, match="real numbers"):
+        refine_down(det.astype(complex), 0.01)
+
+
+@pytest.mark.parametrize("encoder", ["greedy", "uniform"])
+def test_mecb_drops_empty_columns_also_without_bottleneck(encoder):
+    p_x, p_y = np.array([0.5, 0.0, 0.3, 0.2, 0.0]), np.array([0.6, 0.4])
+    res = mec_b(p_x, p_y, float(np.log2(5)), encoder)
+    assert res.joint_xt.shape == (5, 3)  # three non-empty groups, empty columns dropped
+    assert (res.joint_xt.sum(0) > 0).all()
+    assert res.joint_ty.shape == (3, 2)
+    np.testing.assert_allclose(res.joint_ty.sum(1), res.joint_xt.sum(0), atol=1e-15)
+    np.testing.assert_allclose(res.joint_xy.sum(1), p_x, atol=1e-15)
+
+
+def test_mecb_unknown_encoder_raises_before_work():
+    with pytest.raises(ValueError, match="did you mean 'uniform'"):
+        mec_b([0.5, 0.5], [0.5, 0.5], 1.0, "unifrom")

@@ -284,13 +284,76 @@ def test_stateless_table_of_the_spec():
         assert play_episodes(env, make_sender("mecb", env), episodes=100).accuracy == pytest.approx(acc, abs=0.1)
 
 
-def test_uniform_bins_never_separate_when_compressing_always():
-    """c = 0.75 on 512 messages: bins of 5. Compressing only while H(b) > R lets MEC separate them later;
-    compressing always keeps every bin tied, so accuracy <= 1/5 (spec §2.3)."""
+def test_uniform_quantization_follows_the_authors_rule_by_default():
+    """c = 0.75 on 512 messages: bins of 5. The authors' scalar_quant quantises every step (the default), so each
+    bin stays tied and accuracy <= 1/5 (spec §2.3, §4.3); the hybrid ``above_rate`` switches to plain MEC once
+    H(b) <= R and separates the bins (accuracy near 1)."""
     acc = {}
-    for always in (False, True):
+    for when in (None, "always", "above_rate"):
+        kwargs = {} if when is None else {"compress_when": when}
         env = MarkovCodingGameEnv("stateless", n_messages=512, protocol="mecb", rate_fraction=0.75, encoder="uniform",
-                                  compress_always=always)  # fmt: skip
-        acc[always] = play_episodes(env, make_sender("mecb", env), episodes=30).accuracy
-    assert acc[True] <= 0.2 + 0.1
-    assert acc[False] > 0.8
+                                  **kwargs)  # fmt: skip
+        assert env.protocol.compress_when == (when or "always")
+        acc[when] = play_episodes(env, make_sender("mecb", env), episodes=30).accuracy
+    assert acc[None] == acc["always"] <= 0.2 + 0.1
+    assert acc["above_rate"] > 0.8
+
+
+def test_greedy_encoder_is_the_same_under_both_rules():
+    """The greedy encoder returns the identity once H(b) <= R, so both rules give bit-identical couplings."""
+    runs = []
+    for when in ("always", "above_rate"):
+        env = MarkovCodingGameEnv("stateless", n_messages=64, protocol="mecb", rate_fraction=0.5, compress_when=when)
+        obs, _ = env.reset(seed=3)
+        sender, beliefs, done = make_sender("mecb", env), [], False
+        while not done:
+            obs, _, te, tr, _ = env.step(sender(obs, env.np_random))
+            beliefs.append(obs["belief"])
+            done = te or tr
+        runs.append(beliefs)
+    for b1, b2 in zip(*runs, strict=True):
+        assert np.array_equal(b1, b2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "mecb", "rate": float("inf")}, r"mecb rate inf bits is outside the valid range"),
+        ({"kind": "mecb", "rate": float("nan")}, r"mecb rate nan bits is outside the valid range"),
+        ({"kind": "mecb", "rate": -1.0}, r"outside the valid range"),
+        ({"kind": "mecb", "rate": "1"}, r"mecb rate must be a real number, got '1'"),
+        ({"kind": "mecb"}, r"needs a rate"),
+        ({"kind": "meme", "rate": 1.0}, r"'meme' has no rate limit"),
+        ({"kind": "mecb", "rate": 1.0, "compress_when": "alway"}, r"did you mean 'always'"),
+    ],
+)
+def test_protocol_rejects_bad_rates(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CouplingProtocol(**kwargs)
+
+
+def test_protocol_rate_above_log2_messages_is_an_error_not_a_clamp():
+    proto = CouplingProtocol("mecb", rate=2.5)
+    with pytest.raises(ValueError, match=r"mecb rate 2.5 bits is outside the valid range \[0, log2\(4\) = 2\]"):
+        proto.coupling(np.full(4, 0.25), [0.5, 0.5])
+    assert proto.coupling(np.full(8, 0.125), [0.5, 0.5]).shape == (8, 2)
+
+
+def test_env_rejects_non_integer_actions_and_bad_numbers():
+    env = MarkovCodingGameEnv("stateless", n_messages=4)
+    env.reset(seed=0)
+    for bad in (1.7, 1.0, "1", True, np.float64(2.0), np.array([0.5])):
+        with pytest.raises(ValueError, match="action must be an integer"):
+            env.step(bad)
+    env.step(np.array([1]))  # SB3-style integer arrays and numpy ints are fine
+    env.step(np.int64(2))
+    with pytest.raises(ValueError, match="zeta must be finite, got nan"):
+        MarkovCodingGameEnv("stateless", n_messages=4, zeta=float("nan"))
+    with pytest.raises(ValueError, match="rate_fraction must be a real number"):
+        MarkovCodingGameEnv("stateless", n_messages=4, protocol="mecb", rate_fraction="0.5")
+    with pytest.raises(ValueError, match=r"n_messages must be an integer, got 2\.5"):
+        MarkovCodingGameEnv("stateless", n_messages=2.5)
+    with pytest.raises(ValueError, match="log_temperature must be finite"):
+        MarkovCodingGameEnv("stateless", n_messages=4, log_temperature=float("inf"))
+    with pytest.raises(ValueError, match="policy must be an array of real numbers"):
+        MarkovCodingGameEnv("stateless", n_messages=4, policy=np.full(4, 0.25 + 0j))

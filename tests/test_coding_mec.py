@@ -156,3 +156,37 @@ def test_bad_rate_lists_the_valid_range(rate):
 def test_single_marginal_rejected():
     with pytest.raises(ValueError, match="at least two"):
         greedy_mec([1.0])
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.array([0.5 + 0j, 0.5]), "real numbers, got dtype complex"),
+        (np.array([0.5, 0.5j], dtype=object), "object array"),
+        (np.array([0.5, "a"], dtype=object), "object array"),
+        (["0.5", "0.5"], "real numbers, got dtype <U3"),
+        ([[0.5], [0.25, 0.25]], "real numbers"),
+    ],
+)
+def test_non_real_arrays_raise_value_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        check_distribution(bad)
+    with pytest.raises(ValueError, match=message):
+        greedy_mec(bad, [1.0])
+
+
+def test_object_array_of_floats_is_accepted():
+    np.testing.assert_array_equal(check_distribution(np.array([0.5, 0.5], dtype=object)), [0.5, 0.5])
+
+
+def test_sums_within_tolerance_are_renormalised():
+    """A marginal short by 5e-9 is renormalised: the coupling's marginals sum to 1 and equal p / sum(p)."""
+    p = np.array([0.6, 0.4 - 5e-9])
+    q = np.array([0.5, 0.5])
+    assert check_distribution(p).sum() == pytest.approx(1.0, abs=1e-15)
+    c = greedy_mec(p, q)
+    np.testing.assert_allclose(c.marginal(0), p / p.sum(), atol=1e-15)
+    np.testing.assert_allclose(c.marginal(1), q, atol=1e-15)
+    assert c.mass.sum() == pytest.approx(1.0, abs=1e-15)
+    exact = np.array([0.25, 0.25, 0.5])
+    assert check_distribution(exact) is not exact and np.array_equal(check_distribution(exact), exact)

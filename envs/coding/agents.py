@@ -5,9 +5,12 @@ messages and the max-entropy policy's action distribution ``pi(.|s_t)``, it retu
 ``nu`` whose action marginal is exactly ``pi(.|s_t)``.
 
 - MEME (Sokota et al., ICML 2022, arXiv:2107.08295): ``nu = MEC(b_t, pi(.|s_t))``.
-- MEC-B (Ebrahimi et al., NeurIPS 2024): with a per-step budget ``R = c H(mu)``, if ``H(b_t) > R`` the belief is
-  first compressed by an EBIM encoder ``g`` (greedy or uniform quantisation) and
-  ``nu(m, a) = b_t(m) P_TA[g(m), a] / p_T(g(m))`` with ``P_TA = MEC(p_T, pi(.|s_t))``; otherwise plain MEC.
+- MEC-B (Ebrahimi et al., NeurIPS 2024): with a per-step budget ``R = c H(mu)``, the belief is compressed by an
+  EBIM encoder ``g`` and ``nu(m, a) = b_t(m) P_TA[g(m), a] / p_T(g(m))`` with ``P_TA = MEC(p_T, pi(.|s_t))``.
+  As in the authors' code (spec §4.3), the greedy encoder returns the identity once ``H(b_t) <= R`` (then
+  ``nu = MEC(b_t, pi)``), while uniform quantisation (their ``scalar_quant``) quantises at *every* step
+  (``compress_when="always"``, the default). ``compress_when="above_rate"`` is a stronger hybrid of ours: plain
+  MEC once ``H(b_t) <= R``, which lets MEC separate the messages sharing a bin later.
 
 The sender samples ``a_t`` from row ``m`` of ``nu`` (normalised); the receiver, seeing the intended action (the MEC-B
 grid-world convention, fixed for every environment here), sets ``b_(t+1) ∝ nu(., a_t)`` and guesses
@@ -17,18 +20,18 @@ deterministic functions of their inputs, so they agree bit for bit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from envs.coding.ebim import ENCODERS, encode
-from envs.coding.entropy import entropy
+from envs.coding.ebim import ENCODERS, encode, exact_entropy, rate_tolerance
 from envs.coding.mec import greedy_mec_dense
 from envs.coding.mecb import compose
 from envs.coding.types import FloatArray
-from envs.coding.validation import check_distribution
+from envs.coding.validation import check_distribution, check_rate, check_real
 from rl.common.registry import check_choice
 
 PROTOCOLS = ("meme", "mecb")
@@ -37,44 +40,66 @@ PROTOCOLS = ("meme", "mecb")
 SENDERS = ("meme", "mecb", "random")
 """Scripted senders: the two protocol senders and the message-independent random floor."""
 
+COMPRESS_WHEN = ("always", "above_rate")
+"""When ``mecb`` applies its encoder: every step (the authors' rule) or only while ``H(b_t) > R`` (hybrid)."""
+
 
 class CouplingProtocol:
     """The shared, deterministic step rule of sender and receiver.
 
     Args:
         kind: ``"meme"`` or ``"mecb"``.
-        rate: per-step budget ``R`` in bits (``mecb`` only; ``None`` for ``meme``).
+        rate: per-step budget ``R`` in bits: a finite real ``>= 0`` for ``mecb``, ``None`` for ``meme``. It must
+            not exceed ``log2 |M|`` of the beliefs it is used with (checked at every :meth:`coupling`).
         encoder: ``"greedy"`` (EBIM Algorithm 1) or ``"uniform"`` (quantisation), ``mecb`` only.
-        compress_always: ``mecb`` only: apply the encoder even when ``H(b_t) <= R``. The authors' code (spec §4.3)
-            compresses only while ``H(b_t) > R``; then messages sharing a uniform-quantisation bin are separated
-            once the belief is concentrated enough. With ``True`` the bins are never separated (the reading of
-            spec §2.3 / evidence 8). No effect for the greedy encoder, which returns the identity when
-            ``R >= H(b_t)``.
+        compress_when: ``mecb`` only. ``"always"`` (default, the authors' code): apply the encoder at every step;
+            uniform quantisation then never separates the messages of a bin, and the greedy encoder returns the
+            identity (plain MEC) whenever ``H(b_t) <= R``. ``"above_rate"``: plain MEC once ``H(b_t) <= R`` for
+            both encoders (identical for greedy; for uniform a much stronger hybrid than the authors' baseline).
+
+    Raises:
+        ValueError: an unknown ``kind``/``encoder``/``compress_when``, a ``mecb`` rate that is missing, not a
+            real number, negative or not finite, or a rate given to ``meme``.
     """
 
     def __init__(
-        self, kind: str = "meme", rate: float | None = None, encoder: str = "greedy", compress_always: bool = False
+        self, kind: str = "meme", rate: float | None = None, encoder: str = "greedy", compress_when: str = "always"
     ) -> None:
         self.kind = check_choice(kind, PROTOCOLS, "protocol")
         self.encoder = check_choice(encoder, ENCODERS, "encoder")
-        if self.kind == "mecb" and (rate is None or not rate >= 0):
-            raise ValueError(f"protocol 'mecb' needs a rate >= 0 bits, got {rate!r}")
-        self.rate = None if self.kind == "meme" else float(rate)  # type: ignore[arg-type]
-        self.compress_always = bool(compress_always) and self.kind == "mecb"
+        self.compress_when = check_choice(compress_when, COMPRESS_WHEN, "compress_when")
+        if self.kind == "meme":
+            if rate is not None:
+                raise ValueError(f"protocol 'meme' has no rate limit; got rate={rate!r} (use protocol 'mecb')")
+            self.rate: float | None = None
+        else:
+            if rate is None:
+                raise ValueError("protocol 'mecb' needs a rate: a finite real >= 0 bits, got None")
+            r = check_real(rate, "mecb rate", finite=False)
+            if not (math.isfinite(r) and r >= 0.0):
+                raise ValueError(f"mecb rate {rate!r} bits is outside the valid range [0, log2 |M|] (finite, >= 0)")
+            self.rate = r
 
     def coupling(self, belief: ArrayLike, action_probs: ArrayLike) -> FloatArray:
-        """``nu``: the ``(|M|, |A|)`` coupling of the belief with the action distribution."""
+        """``nu``: the ``(|M|, |A|)`` coupling of the belief with the action distribution.
+
+        Raises:
+            ValueError: an invalid distribution, or a ``mecb`` rate above ``log2 len(belief)``.
+        """
         b = check_distribution(belief, "belief")
         pi = check_distribution(action_probs, "action distribution")
-        if self.rate is None or (entropy(b) <= self.rate and not self.compress_always):
+        if self.rate is None:
             return greedy_mec_dense(b, pi)
-        rate = min(self.rate, float(np.log2(len(b))))
+        rate = check_rate(self.rate, len(b), "mecb rate")
+        if self.encoder == "greedy" or self.compress_when == "above_rate":
+            if exact_entropy(b) <= rate + rate_tolerance(rate):  # the greedy encoder's identity: plain MEC
+                return greedy_mec_dense(b, pi)
         joint, _, _ = compose(b, encode(b, rate, self.encoder), pi)
         return joint
 
     def describe(self) -> dict[str, Any]:
         """The parameters a second party needs to rebuild the protocol."""
-        return {"kind": self.kind, "rate": self.rate, "encoder": self.encoder, "compress_always": self.compress_always}
+        return {"kind": self.kind, "rate": self.rate, "encoder": self.encoder, "compress_when": self.compress_when}
 
 
 def posterior(nu: FloatArray, action: int, belief: FloatArray) -> FloatArray:

@@ -62,7 +62,8 @@ class MCGConfig(RunConfig):
         rate_fractions: ``c`` of ``R = c H(mu)`` (1 = MEME, no compression).
         encoders: EBIM encoders compared below ``c = 1`` (``greedy``, ``uniform``).
         message_sizes: ``|M|`` of the MEME accuracy-vs-messages sweep (with the random-sender floor).
-        compress_always: MEC-B compresses every step, also once ``H(b_t) <= R`` (default: only while above).
+        compress_when: when MEC-B applies its encoder: ``always`` (default, the authors' rule; uniform
+            quantisation then quantises every step) or ``above_rate`` (our hybrid: plain MEC once ``H(b_t) <= R``).
     """
 
     mcg_mdp: MCGMDPConfig = field(default_factory=MCGMDPConfig)
@@ -72,7 +73,7 @@ class MCGConfig(RunConfig):
     rate_fractions: list[float] = field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25])
     encoders: list[str] = field(default_factory=lambda: ["greedy", "uniform"])
     message_sizes: list[int] = field(default_factory=lambda: [8, 32, 128, 512])
-    compress_always: bool = False
+    compress_when: str = "always"
 
 
 def register_mcg_configs() -> None:

@@ -12,14 +12,17 @@
   exact optimum over deterministic maps.
 - :func:`ebim_curve`: ``I(X;T)`` against ``R`` for the methods above.
 
-The greedy runs in O(n log n): one stable sort (ties by index), then the merged "largest" group only grows, so it
-is a running sum over the sorted support, and the entropy is updated incrementally.
+The greedy runs in O(n log n): one stable sort (ties by index), then the merged "largest" group only grows, so
+every candidate's entropy follows from running sums over the sorted support (vectorised). Candidates within
+rounding distance of ``R`` are re-decided with exactly summed entropies (:func:`exact_entropy`) and a tie slack of
+:func:`rate_tolerance`, so ``H(T) <= R`` always holds for the reported entropy and knife-edge rates (``R`` equal to
+a partition's entropy) get the partition exact arithmetic gives.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -28,10 +31,31 @@ from numpy.typing import ArrayLike
 from envs.coding.entropy import entropy, eta
 from envs.coding.registry_utils import check_method
 from envs.coding.types import FloatArray, IntArray
-from envs.coding.validation import check_distribution, check_rate
+from envs.coding.validation import SUM_TOL, as_real_array, check_distribution, check_rate, check_real
 
 ENCODERS = ("greedy", "uniform")
 """Encoders usable inside MEC-B and the rate-limited game."""
+
+
+RATE_TOL_EPS = 16.0
+"""Ties within ``RATE_TOL_EPS * eps * max(1, R)`` bits (~3.6e-15 max(1, R)) of the rate count as ``H(T) = R``."""
+
+
+def rate_tolerance(rate: float) -> float:
+    """Rounding slack of the encoders' ``H(T) <= R`` decisions: ``16 eps max(1, R)`` bits.
+
+    A rate that is meant to equal a partition's entropy (``R = 0.75 log2 81 = log2 27``) is off by an ulp or so
+    once computed in floating point, and so is the partition's entropy; a strict float comparison then flips the
+    greedy's branch at random (up to ~1 bit lost). Within this slack the two are treated as equal, as in exact
+    arithmetic, and the partition's reported entropy is clamped to ``R`` (:attr:`Partition.entropy`).
+    """
+    return RATE_TOL_EPS * float(np.finfo(np.float64).eps) * max(1.0, rate)
+
+
+def exact_entropy(masses: ArrayLike) -> float:
+    """``H`` in bits with the terms ``-w log2 w`` summed exactly (``math.fsum``), so it does not depend on order."""
+    terms = eta(np.asarray(masses, dtype=np.float64).ravel())
+    return max(0.0, math.fsum(terms.tolist()))
 
 
 class Partition(NamedTuple):
@@ -40,10 +64,13 @@ class Partition(NamedTuple):
     Attributes:
         labels: ``(n,)`` group of each symbol (zero-probability symbols are put in group 0).
         masses: ``(n_groups,)`` ``p_T``, the group masses.
+        rate: the budget ``R`` the encoder built it for (``inf``: none). The encoders accept ``H(T)`` up to
+            :func:`rate_tolerance` above ``R`` as a tie (rounding); :attr:`entropy` then reports ``R``.
     """
 
     labels: IntArray
     masses: FloatArray
+    rate: float = math.inf
 
     @property
     def n_groups(self) -> int:
@@ -52,8 +79,15 @@ class Partition(NamedTuple):
 
     @property
     def entropy(self) -> float:
-        """``H(T)``, which for a deterministic map equals ``I(X;T)``."""
-        return entropy(self.masses)
+        """``H(T)``, which for a deterministic map equals ``I(X;T)``; never above :attr:`rate`.
+
+        The exactly summed entropy of :attr:`masses`, clamped to ``rate`` when it exceeds it by no more than
+        :func:`rate_tolerance` (a tie up to rounding); a larger excess is reported as is.
+        """
+        h = exact_entropy(self.masses)
+        if self.rate < h <= self.rate + rate_tolerance(self.rate):
+            return float(self.rate)
+        return h
 
     def joint(self, p: ArrayLike) -> FloatArray:
         """The joint ``P[x, t] = p(x) 1[g(x) = t]``."""
@@ -63,17 +97,26 @@ class Partition(NamedTuple):
         return out
 
 
-def _delta_h(a: float, b: float) -> float:
-    """Entropy lost by merging masses ``a`` and ``b``: ``(a + b) h(a / (a + b))``."""
-    s = a + b
-    return (-(a * math.log2(a)) if a > 0 else 0.0) + (-(b * math.log2(b)) if b > 0 else 0.0) + s * math.log2(s)
-
-
-def _identity(p: FloatArray) -> Partition:
+def _identity(p: FloatArray, rate: float = math.inf) -> Partition:
     support = np.flatnonzero(p > 0)
     labels = np.zeros(len(p), dtype=np.int64)
     labels[support] = np.arange(len(support))
-    return Partition(labels=labels, masses=p[support].copy())
+    return Partition(labels=labels, masses=p[support].copy(), rate=rate)
+
+
+def _first_accepted(approx: FloatArray, exact: Callable[[int], float], r: float, tol: float, margin: float) -> int:
+    """Index of the first candidate with ``H <= r + tol``.
+
+    ``approx`` are running-sum entropies within ``margin`` of the exact ones; only candidates within ``margin`` of
+    the threshold are recomputed exactly (``exact(i)``), so the choice is that of exactly summed entropies.
+    The last candidate must be acceptable (it is the one-group map, ``H = 0``).
+    """
+    thr = r + tol
+    maybe = np.flatnonzero(approx <= thr + margin)
+    for i in maybe.tolist():
+        if approx[i] <= thr - margin or exact(i) <= thr:
+            return int(i)
+    return len(approx) - 1
 
 
 def ebim_greedy(p: ArrayLike, rate: float) -> Partition:
@@ -83,69 +126,85 @@ def ebim_greedy(p: ArrayLike, rate: float) -> Partition:
     the two smallest groups brings ``H(T)`` to at most ``R``, merge them and stop; else merge the two largest
     groups and stop once ``H(T) <= R``.
 
+    Every ``H(T) <= R`` test uses the candidate's exactly summed entropy (group masses by ``math.fsum``, terms
+    summed by ``math.fsum``), so the choice does not drift with the number of merges, and a gap within
+    :func:`rate_tolerance` counts as a tie (accepted), as exact arithmetic decides a rate set to a partition's
+    entropy. The returned partition's :attr:`Partition.entropy` is therefore always ``<= R``.
+
     Ties: the support is sorted by descending mass, ties by ascending index (stable), so the result is a pure
     function of ``p``. Groups are numbered: 0 = the merged largest group, then the remaining singletons in sorted
     order (a final merged smallest pair shares one number).
 
     Args:
         p: source distribution ``p_X``.
-        rate: budget ``R`` in bits, in ``[0, log2 len(p)]``.
+        rate: budget ``R`` in bits, a real number in ``[0, log2 len(p)]``.
 
     Returns:
-        The partition, with ``H(T) <= R`` (up to 1e-12 of rounding in the incremental entropy).
+        The partition, with ``entropy <= R``.
     """
     pa = check_distribution(p, "p_X")
     r = check_rate(rate, len(pa))
-    h = entropy(pa)
-    if r >= h:
-        return _identity(pa)
+    tol = rate_tolerance(r)
     support = np.flatnonzero(pa > 0)
     order = support[np.argsort(-pa[support], kind="stable")]
-    w = pa[order].tolist()
-    k = len(w)
-    top, n_top = w[0], 1  # group 0 = order[:n_top]
-    pair_merged = False
-    while 1 + (k - n_top) > 1:
-        n_groups = 1 + (k - n_top)
-        small_a, small_b = (w[k - 2], w[k - 1]) if n_groups >= 3 else (top, w[k - 1])
-        d_small = _delta_h(small_a, small_b)
-        if h - d_small <= r:
-            h -= d_small
-            if n_groups >= 3:
-                pair_merged = True
-            else:
-                top += w[k - 1]
-                n_top += 1
-            break
-        h -= _delta_h(top, w[n_top])
-        top += w[n_top]
-        n_top += 1
-        if h <= r:
-            break
+    w = pa[order]
+    eta_w = eta(w)
+    if math.fsum(eta_w.tolist()) <= r + tol:
+        return _identity(pa, r)
+    k = len(w)  # >= 2 here: a single atom has H = 0 <= R
+    wl = w.tolist()
+    # state j (1 <= j <= k - 1): group 0 = the j largest atoms, then singletons j..k-1; running-sum entropies
+    top = np.cumsum(w)[: k - 1]  # top[j - 1] = mass of group 0 in state j
+    tail = np.cumsum(eta_w[::-1])[::-1]  # tail[j] = sum of eta over atoms j..k-1
+    state_h = eta(top) + tail[1:k]  # state_h[j - 1] = H(state j)
+    pair = wl[k - 2] + wl[k - 1]
+    d_pair = float(eta(np.array([pair]))[0]) - eta_w[k - 2] - eta_w[k - 1]
+    # candidates in the greedy's order: A_1, S_2, A_2, S_3, ..., A_(k-1); A_j merges the smallest pair of state j
+    # (A_(k-1) merges everything: H = 0), S_(j+1) is state j + 1 (the two largest merged)
+    n_cand = 2 * (k - 1) - 1
+    approx = np.empty(n_cand)
+    approx[0 : n_cand - 1 : 2] = state_h[: k - 2] + d_pair
+    approx[1::2] = state_h[1 : k - 1]
+    approx[-1] = 0.0
+    margin = 8.0 * k * float(np.finfo(np.float64).eps) * (math.fsum(eta_w.tolist()) + math.log2(k) + 2.0)
+
+    def masses_of(i: int) -> list[float]:
+        j = i // 2 + 1 if i % 2 == 0 else i // 2 + 2  # state of the candidate
+        group0 = math.fsum(wl[:j])
+        if i == n_cand - 1:
+            return [1.0]
+        if i % 2 == 0:  # smallest pair merged
+            return [group0, *wl[j : k - 2], pair]
+        return [group0, *wl[j:]]
+
+    i = _first_accepted(approx, lambda i: exact_entropy(masses_of(i)), r, tol, margin)
     labels = np.zeros(len(pa), dtype=np.int64)
-    rest = order[n_top:]
+    if i == n_cand - 1:  # everything in one group
+        return Partition(labels=labels, masses=np.array([math.fsum(wl)]), rate=r)
+    j = i // 2 + 1 if i % 2 == 0 else i // 2 + 2
+    rest = order[j:]
     ids = np.arange(1, len(rest) + 1)
-    if pair_merged:
+    if i % 2 == 0:
         ids[-1] = ids[-2]
     labels[rest] = ids
-    masses = np.bincount(labels, weights=pa, minlength=int(labels.max()) + 1).astype(np.float64)
-    return Partition(labels=labels, masses=masses)
+    return Partition(labels=labels, masses=np.array(masses_of(i), dtype=np.float64), rate=r)
 
 
 def uniform_quantization(p: ArrayLike, rate: float) -> Partition:
-    """Uniform-quantisation baseline (the paper's Algorithm 5): ``floor(2^R)`` contiguous bins of indices.
+    """Uniform-quantisation baseline (the paper's Algorithm 5, the authors' ``scalar_quant``).
 
-    Symbol ``x`` goes to bin ``x // s`` with ``s = ceil(n / m)`` and ``m = max(1, floor(2^R))``; the bins ignore
-    ``p_X`` (bins may have zero mass), so ``H(T) <= log2 m <= R``.
+    ``m = max(1, floor(2^R))`` contiguous bins of indices: symbol ``x`` goes to bin ``x // s`` with
+    ``s = ceil(n / m)``; the bins ignore ``p_X`` (bins may have zero mass), so ``H(T) <= log2 m <= R``. ``2^R`` is
+    taken with the :func:`rate_tolerance` slack, so ``R = log2 27`` computed in floats gives 27 bins, not 26.
     """
     pa = check_distribution(p, "p_X")
     r = check_rate(rate, len(pa))
     n = len(pa)
-    m = max(1, min(n, math.floor(2.0**r + 1e-9)))
+    m = max(1, min(n, math.floor(2.0 ** (r + rate_tolerance(r)))))
     s = math.ceil(n / m)
     labels = (np.arange(n) // s).astype(np.int64)
     masses = np.bincount(labels, weights=pa).astype(np.float64)
-    return Partition(labels=labels, masses=masses)
+    return Partition(labels=labels, masses=masses, rate=r)
 
 
 def encode(p: ArrayLike, rate: float, method: str = "greedy") -> Partition:
@@ -163,8 +222,13 @@ def refine_up(joint: ArrayLike, delta: float) -> FloatArray:
 
     Returns:
         The ``(n, n_groups + 1)`` joint.
+
+    Raises:
+        ValueError: ``joint`` is not the joint of a deterministic map (2-D, finite, non-negative, total mass 1,
+            at most one non-zero cell per row), or ``delta`` is not a real number in range.
     """
-    pj = np.asarray(joint, dtype=np.float64)
+    pj = _check_deterministic_joint(joint)
+    delta = check_real(delta, "delta")
     x, t = _up_cell(pj)
     if not 0.0 <= delta <= pj[x, t]:
         raise ValueError(f"delta {delta!r} outside the valid range [0, {pj[x, t]!r}] (mass of cell ({x}, {t}))")
@@ -180,8 +244,12 @@ def refine_down(joint: ArrayLike, delta: float) -> FloatArray:
     Args:
         joint: ``P[x, t]`` of a deterministic map with at least two non-empty columns.
         delta: mass to move, in ``[0, cell mass]``.
+
+    Raises:
+        ValueError: as :func:`refine_up`, or fewer than two non-empty columns.
     """
-    pj = np.asarray(joint, dtype=np.float64)
+    pj = _check_deterministic_joint(joint)
+    delta = check_real(delta, "delta")
     x, t_light, t_heavy = _down_cells(pj)
     if not 0.0 <= delta <= pj[x, t_light]:
         raise ValueError(f"delta {delta!r} outside the valid range [0, {pj[x, t_light]!r}] (cell ({x}, {t_light}))")
@@ -189,6 +257,26 @@ def refine_down(joint: ArrayLike, delta: float) -> FloatArray:
     out[x, t_light] -= delta
     out[x, t_heavy] += delta
     return out
+
+
+def _check_deterministic_joint(joint: ArrayLike) -> FloatArray:
+    """``joint`` as a float array if it is the joint ``P[x, t]`` of a deterministic map, else ``ValueError``."""
+    pj = as_real_array(joint, "joint")
+    if pj.ndim != 2 or pj.size == 0:
+        raise ValueError(f"joint must be a non-empty 2-D array P[x, t], got shape {pj.shape}")
+    if not np.isfinite(pj).all() or (pj < 0).any():
+        raise ValueError("joint must be finite and non-negative")
+    total = math.fsum(pj.ravel().tolist())
+    if abs(total - 1.0) > SUM_TOL:
+        raise ValueError(f"joint sums to {total!r}, not 1 (tolerance {SUM_TOL:g})")
+    per_row = (pj > 0).sum(axis=1)
+    if (per_row > 1).any():
+        x = int(np.flatnonzero(per_row > 1)[0])
+        raise ValueError(
+            f"joint is not a deterministic map: row {x} has {int(per_row[x])} non-zero cells "
+            f"({np.flatnonzero(pj[x] > 0).tolist()}); Theorem 3 starts from one non-zero cell per row"
+        )
+    return pj
 
 
 def _up_cell(pj: FloatArray) -> tuple[int, int]:
@@ -305,7 +393,7 @@ def ebim_curve(
             vals = []
             for r in rs:
                 part = encode(pa, float(r), method)
-                assert part.entropy <= r + 1e-9, (method, part.entropy, r)
+                assert part.entropy <= r, (method, part.entropy, r)
                 vals.append(part.entropy)
             out[method] = np.array(vals)
         elif method == "deterministic":

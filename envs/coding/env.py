@@ -13,7 +13,7 @@ from envs.coding.agents import BayesianReceiver, CouplingProtocol, ProtocolSende
 from envs.coding.entropy import entropy
 from envs.coding.mdp import TabularMDP, check_policy, make_mdp, maxent_policy
 from envs.coding.types import FloatArray
-from envs.coding.validation import check_distribution
+from envs.coding.validation import check_distribution, check_int, check_real
 from rl.common.registry import check_choice
 
 ObsType = dict[str, Any]
@@ -60,8 +60,9 @@ class MarkovCodingGameEnv(gym.Env[ObsType, np.int64]):
     - ``zeta``: bonus for a correct guess.
     - ``protocol``: ``meme`` or ``mecb``; ``rate_fraction`` ``c`` sets the MEC-B per-step budget
       ``R = c H(mu)`` bits (the authors' ``compression_rate``; the paper's rate is ``H(mu) / R``); ``encoder``:
-      ``greedy`` (EBIM Algorithm 1) or ``uniform`` (quantisation); ``compress_always`` applies the encoder even
-      once ``H(b_t) <= R`` (see :class:`~envs.coding.agents.CouplingProtocol`).
+      ``greedy`` (EBIM Algorithm 1) or ``uniform`` (quantisation); ``compress_when``: ``always`` (default, the
+      authors' rule: uniform quantisation at every step) or ``above_rate`` (our hybrid: plain MEC once
+      ``H(b_t) <= R``; see :class:`~envs.coding.agents.CouplingProtocol`).
     - ``log_temperature``: ``log tau`` of the max-entropy policy (soft value iteration, ``soft_iterations``
       iterations); ``policy`` overrides it with an ``(S, A)`` array or one ``(A,)`` row.
 
@@ -81,28 +82,28 @@ class MarkovCodingGameEnv(gym.Env[ObsType, np.int64]):
         protocol: str = "meme",
         rate_fraction: float = 1.0,
         encoder: str = "greedy",
-        compress_always: bool = False,
+        compress_when: str = "always",
         log_temperature: float = -5.0,
         soft_iterations: int = 100,
         policy: ArrayLike | None = None,
     ) -> None:
         self.mdp = mdp if isinstance(mdp, TabularMDP) else make_mdp(mdp, **(mdp_kwargs or {}))
         if prior is None:
-            if int(n_messages) < 1:
-                raise ValueError(f"n_messages must be >= 1, got {n_messages!r}")
-            prior = np.full(int(n_messages), 1.0 / int(n_messages))
+            n_m = check_int(n_messages, "n_messages", low=1)
+            prior = np.full(n_m, 1.0 / n_m)
         self.prior = check_distribution(prior, "message prior")
-        if not 0.0 <= rate_fraction <= 1.0:
+        c = check_real(rate_fraction, "rate_fraction", finite=False)
+        if not 0.0 <= c <= 1.0:
             raise ValueError(f"rate_fraction {rate_fraction!r} is outside the valid range [0, 1] (R = c H(mu))")
         check_choice(protocol, ("meme", "mecb"), "protocol")
-        self.zeta = float(zeta)
-        self.log_temperature = float(log_temperature)
+        self.zeta = check_real(zeta, "zeta")
+        self.log_temperature = check_real(log_temperature, "log_temperature")
         if policy is None:
             self.policy = maxent_policy(self.mdp, float(np.exp(log_temperature)), soft_iterations)
         else:
             self.policy = check_policy(policy, self.mdp)
-        rate = rate_fraction * entropy(self.prior) if protocol == "mecb" else None
-        self.protocol = CouplingProtocol(protocol, rate=rate, encoder=encoder, compress_always=compress_always)
+        rate = c * entropy(self.prior) if protocol == "mecb" else None
+        self.protocol = CouplingProtocol(protocol, rate=rate, encoder=encoder, compress_when=compress_when)
         self.receiver = BayesianReceiver(self.protocol, self.policy, self.prior)
         n_m = len(self.prior)
         self.observation_space = spaces.Dict(
@@ -155,9 +156,7 @@ class MarkovCodingGameEnv(gym.Env[ObsType, np.int64]):
         """Play ``action`` in the MDP, update the receiver, and score its guess if the episode ends."""
         if self._done:
             raise RuntimeError("step() called on a finished episode; call reset() first")
-        a = int(action)
-        if not self.action_space.contains(a):
-            raise ValueError(f"action {action!r} is outside the valid range [0, {self.mdp.n_actions - 1}]")
+        a = check_int(action, "action", low=0, high=self.mdp.n_actions - 1)  # 1.7 is an error, not action 1
         s = self._state
         nu = self.receiver.coupling(s)
         step_info = entropy(self.policy[s]) + entropy(self.receiver.belief) - entropy(nu)

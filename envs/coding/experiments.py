@@ -141,14 +141,15 @@ def rate_sweep(cfg: DictConfig, bar: tqdm) -> list[dict[str, Any]]:
         for enc in encoders:
             proto = "meme" if enc == "none" else "mecb"
             env = make_game(cfg.mcg_mdp, zeta=cfg.zeta, protocol=proto, rate_fraction=min(c, 1.0),
-                            encoder="greedy" if enc == "none" else enc,
-                            compress_always=cfg.compress_always and proto == "mecb")  # fmt: skip
+                            encoder="greedy" if enc == "none" else enc, compress_when=cfg.compress_when)  # fmt: skip
             res = play_episodes(env, make_sender(proto, env), cfg.episodes, cfg.seed, bar)
             rate = env.protocol.rate if env.protocol.rate is not None else entropy(env.prior)
-            rows.append({"rate_fraction": c, "rate_bits": rate, "encoder": enc, **res._asdict()})
+            when = cfg.compress_when if proto == "mecb" else "none"
+            rows.append({"rate_fraction": c, "rate_bits": rate, "encoder": enc, **res._asdict(), "compress_when": when})
     env = make_game(cfg.mcg_mdp, zeta=cfg.zeta)
     res = play_episodes(env, make_sender("random", env), cfg.episodes, cfg.seed, bar)
-    rows.append({"rate_fraction": 0.0, "rate_bits": 0.0, "encoder": "random_sender", **res._asdict()})
+    rows.append({"rate_fraction": 0.0, "rate_bits": 0.0, "encoder": "random_sender", **res._asdict(),
+                 "compress_when": "none"})  # fmt: skip
     return rows
 
 
@@ -172,7 +173,9 @@ def plot_rate_sweep(rows: Sequence[Mapping[str, Any]], path: Path, title: str) -
         c = [r["rate_fraction"] for r in pts]
         for ax, key in zip(axes, ("accuracy", "mdp_return"), strict=True):
             se = [r["accuracy_se" if key == "accuracy" else "return_se"] for r in pts]
-            ax.errorbar(c, [r[key] for r in pts], yerr=se, marker="o", capsize=3, label=f"MEC-B ({enc})")
+            when = {r["compress_when"] for r in pts} - {"none", "always"}
+            label = f"MEC-B ({enc}{', ' + min(when) if when and enc == 'uniform' else ''})"
+            ax.errorbar(c, [r[key] for r in pts], yerr=se, marker="o", capsize=3, label=label)
     for r in rows:
         if r["encoder"] == "random_sender":
             axes[0].axhline(r["accuracy"], color="gray", ls=":", label="random sender")

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from envs.coding.types import BoolArray, FloatArray
+from envs.coding.validation import as_real_array
 from rl.common.registry import lookup
 
 # action order of both grids: 0 up, 1 right, 2 down, 3 left; (row, col) with row 0 at the top
@@ -227,7 +228,7 @@ def make_mdp(name: str, **kwargs: object) -> TabularMDP:
 
 def check_policy(policy: ArrayLike, mdp: TabularMDP) -> FloatArray:
     """Validate a ``(S, A)`` policy (or one ``(A,)`` row used in every state) for ``mdp``."""
-    pol = np.array(policy, dtype=np.float64)
+    pol = as_real_array(policy, "policy")
     if pol.ndim == 1:
         pol = np.tile(pol, (mdp.n_states, 1))
     if pol.shape != (mdp.n_states, mdp.n_actions):
