@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -10,23 +12,85 @@ from rl.common.config import EnvConfig, RunConfig
 
 
 @dataclass
+class MixedNEConfig:
+    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.mixedne`): official ``sac_ld.py`` values."""
+
+    delta: float = 0.1
+    sgld_lr: float = 3e-4
+    sgld_noise: float = 1e-3
+    sgld_alpha: float = 0.999
+    noise_decay: float = 5e-5
+    adversary_ent_coef_init: float = 0.005
+
+
+@dataclass
+class CATConfig:
+    """CAT's MAS attack and budget curriculum (``algo=cat``; :mod:`rl.qarl.action_adversary`): official ``mas.py``.
+
+    ``budget`` is the target L2 radius in normalised action units; it is 0 for the first ``start_fraction`` of the
+    iterations and rises linearly to the target by ``end_fraction``.
+    """
+
+    budget: float = 1.0
+    lr: float = 3.0
+    max_steps: int = 25
+    tolerance: float = 1e-3
+    start_fraction: float = 0.2
+    end_fraction: float = 0.8
+
+
+@dataclass
+class LinearTemperatureConfig:
+    """``algo=qarl_linear``: alpha falls linearly from the mean of p0 to the mean of mu between these fractions."""
+
+    start_fraction: float = 0.0
+    end_fraction: float = 0.6666666666666666
+
+
+@dataclass
+class PointTeacherConfig:
+    """``algo=qarl_point``: official ``SelfPacedPointTemperatureTeacher`` values (dm_control scale, times c here)."""
+
+    target_dmc: float = 1e-8
+    lower_bound_dmc: float = 1e-8
+    max_mse_dmc: float = 1e-6
+    stop_mse_dmc: float = 1e-15
+
+
+@dataclass
 class AlgoConfig:
     """QARL and its baselines as switches of one implementation (``configs/algo/<name>.yaml``).
 
     Attributes:
-        name: ``qarl``, ``rarl``, ``sac``, ``fixed_temp`` or ``force_curriculum``.
+        name: one of :data:`rl.qarl.modes.ALGOS`.
         adversary: whether an adversary plays (``false``: plain SAC, zero force).
         temperature: the adversary's entropy temperature: ``curriculum`` (QARL: sampled per episode from the
             teacher, appended to the observation, used per replay sample), ``fixed`` (a constant alpha, the mean
-            of the target distribution, appended likewise) or ``learned`` (SB3's automatic tuning, no input).
+            of the target distribution, appended likewise), ``learned`` (SB3's automatic tuning, no input),
+            ``linear`` (the ``qarl_linear`` ablation: a linear schedule, ``linear``) or ``point`` (the ``qarl_point``
+            ablation: one self-paced temperature, no distribution, ``point``).
         force: ``constant`` (the env's bound) or ``curriculum`` (the force-curriculum baseline: the teacher's alpha
             mapped to a force budget F, actions clipped to +-F, F appended to the observation).
+        temperature_sampling: ``episode`` (one alpha per episode) or ``iteration`` (``qarl_single``: one alpha
+            drawn per iteration for all its episodes).
+        protagonist_temperature: ``learned`` (automatic tuning) or ``curriculum`` (``qarl_homogeneous``: the
+            protagonist also uses each sample's alpha as its temperature).
+        action_adversary: ``none``, ``mixedne_ld`` (MixedNE-LD, ``mixedne``) or ``cat`` (CAT, ``cat``); these need
+            ``adversary: false`` (no force adversary).
+        mixedne, cat, linear, point: the settings of those methods.
     """
 
     name: str = "???"
     adversary: bool = True
     temperature: str = "curriculum"
     force: str = "constant"
+    temperature_sampling: str = "episode"
+    protagonist_temperature: str = "learned"
+    action_adversary: str = "none"
+    mixedne: MixedNEConfig = field(default_factory=MixedNEConfig)
+    cat: CATConfig = field(default_factory=CATConfig)
+    linear: LinearTemperatureConfig = field(default_factory=LinearTemperatureConfig)
+    point: PointTeacherConfig = field(default_factory=PointTeacherConfig)
 
 
 @dataclass
@@ -46,6 +110,7 @@ class SACConfig:
     learning_starts: int = 3000
     actor_learning_starts: int = 5000
     protagonist_ent_coef_init: float = 0.005
+    adversary_ent_coef_init: float = 0.005
 
 
 @dataclass
@@ -77,12 +142,16 @@ class BudgetConfig:
     Attributes:
         iterations: alternation iterations (adversary phase + protagonist phase).
         episodes_per_phase: episodes of each phase.
-        horizon: episode truncation (the paper: 500 steps).
+        horizon: episode truncation of training and evaluation (the paper: 500 steps). It is the one horizon
+            of ``train_qarl``: ``env.max_episode_steps`` must be left ``null`` (or equal it).
         eval_every: evaluate (nominal and against the alpha=0 adversary) every this many iterations.
         eval_episodes: episodes of each evaluation.
-        checkpoint_every: checkpoint every this many iterations (and at the end and on Ctrl-C).
+        checkpoint_every: checkpoint every this many iterations (and at the end and on SIGINT/SIGTERM).
         keep_checkpoints: how many checkpoints to keep.
-        max_env_steps: stop after the iteration in which this many training env steps are reached (``null``: no cap).
+        keep_full: which kept checkpoints hold the full resume state (replay buffers, optimisers, generators):
+            ``latest`` (older ones keep policies only) or ``all``.
+        max_env_steps: stop after the iteration in which the **protagonist** has taken this many training env
+            steps (the same rule for every algorithm; ``null``: no cap).
     """
 
     iterations: int = 200
@@ -92,6 +161,7 @@ class BudgetConfig:
     eval_episodes: int = 2
     checkpoint_every: int = 10
     keep_checkpoints: int = 2
+    keep_full: str = "latest"
     max_env_steps: int | None = None
 
 
@@ -105,8 +175,9 @@ class TrainQARLConfig(RunConfig):
         sac: both agents' SAC hyperparameters.
         curriculum: the temperature teacher.
         budget: the training budget.
-        resume: a run directory to continue.
-        save_replay_buffer: also checkpoint both replay buffers (large).
+        resume: a run directory to continue (its own ``config.yaml`` is used; see :data:`RESUME_SAFE_KEYS`), or
+            ``auto``: continue the run in this job's output folder if it holds a checkpoint, else start it there
+            (what a requeued cluster job needs).
         progress: show the progress bar.
         torch_threads: torch CPU threads (small MLPs run fastest on one; ``null`` keeps torch's default).
     """
@@ -117,9 +188,146 @@ class TrainQARLConfig(RunConfig):
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     resume: str | None = None
-    save_replay_buffer: bool = False
     progress: bool = True
     torch_threads: int | None = 1
+
+
+KEEP_FULL = ("latest", "all")
+
+# Keys a resume may change: they extend the budget or affect only speed, logging or checkpoint cadence
+# (evaluation draws from its own seeded generators, so it never moves the training stream).
+RESUME_SAFE_KEYS = (
+    "budget.iterations",
+    "budget.max_env_steps",
+    "budget.eval_every",
+    "budget.eval_episodes",
+    "budget.checkpoint_every",
+    "budget.keep_checkpoints",
+    "budget.keep_full",
+    "progress",
+    "device",
+    "torch_threads",
+    "resume",
+    "run_dir",
+)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A numeric field's valid range: ``low``/``high`` bounds (inclusive unless ``open_*``), integer or real."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    open_low: bool = False
+    open_high: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.open_high else '<='} {self.high:g}")
+        text = f"{kind} {' and '.join(parts)}".strip()
+        return text + (" (or null)" if self.nullable else "")
+
+    def holds(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        v = float(value)
+        if not math.isfinite(v):
+            return False
+        if self.low is not None and (v < self.low or (self.open_low and v == self.low)):
+            return False
+        return not (self.high is not None and (v > self.high or (self.open_high and v == self.high)))
+
+
+_COUNT = _Range(low=1, integer=True)
+_POSITIVE = _Range(low=0, open_low=True)
+SAC_RANGES = {
+    "batch_size": _COUNT,
+    "buffer_size": _COUNT,
+    "tau": _Range(low=0, high=1, open_low=True),
+    "gamma": _Range(low=0, high=1, open_high=True),
+    "actor_lr": _POSITIVE,
+    "critic_lr": _POSITIVE,
+    "ent_coef_lr": _POSITIVE,
+    "train_freq": _COUNT,
+    "gradient_steps": _COUNT,
+    "learning_starts": _Range(low=0, integer=True),
+    "actor_learning_starts": _Range(low=0, integer=True),
+    "protagonist_ent_coef_init": _POSITIVE,
+    "adversary_ent_coef_init": _POSITIVE,
+}
+CURRICULUM_RANGES = {
+    "nu_init": _POSITIVE,
+    "nu_target": _POSITIVE,
+    "rate_dmc": _POSITIVE,
+    "epsilon": _POSITIVE,
+    "min_pairs": _COUNT,
+    "update_every": _COUNT,
+    "kl_stop": _Range(low=0),
+    "reward_scale": _Range(low=0, open_low=True, nullable=True),
+    "random_return": _Range(nullable=True),
+    "threshold": _Range(nullable=True),
+    "threshold_fraction": _Range(low=0),
+}
+BUDGET_RANGES = {
+    "iterations": _COUNT,
+    "episodes_per_phase": _COUNT,
+    "horizon": _COUNT,
+    "eval_every": _COUNT,
+    "eval_episodes": _COUNT,
+    "checkpoint_every": _COUNT,
+    "keep_checkpoints": _COUNT,
+    "max_env_steps": _Range(low=1, integer=True, nullable=True),
+}
+TOP_RANGES = {"seed": _Range(low=0, integer=True), "torch_threads": _Range(low=1, integer=True, nullable=True)}
+ENV_RANGES = {"force_bound": _Range(low=0, nullable=True), "max_episode_steps": _Range(low=1, integer=True, nullable=True)}
+
+
+def _check_ranges(node: Any, ranges: dict[str, _Range], prefix: str) -> None:
+    for key, rule in ranges.items():
+        value = node.get(key) if node is not None else None
+        if not rule.holds(value):
+            raise ValueError(f"{prefix}{key}={value!r} is out of range: it must be {rule.describe()}")
+
+
+def validate_train_config(cfg: Any) -> None:
+    """Check every numeric field of a ``TrainQARLConfig`` (range and sign) before anything is created.
+
+    The curriculum's fields are checked only for algorithms that use a temperature (``sac`` and ``rarl`` never
+    read them). ``budget.horizon`` is the one episode horizon: a different ``env.max_episode_steps`` is refused.
+
+    Raises:
+        ValueError: naming the key, its value and the valid range.
+    """
+    from rl.qarl.modes import resolve_mode  # modes imports the agents; keep this schema module light
+
+    _check_ranges(cfg, TOP_RANGES, "")
+    _check_ranges(cfg.env, ENV_RANGES, "env.")
+    _check_ranges(cfg.budget, BUDGET_RANGES, "budget.")
+    _check_ranges(cfg.sac, SAC_RANGES, "sac.")
+    arch = list(cfg.sac.net_arch)
+    if not arch or not all(_COUNT.holds(width) for width in arch):
+        raise ValueError(f"sac.net_arch={arch!r} is out of range: it must be a non-empty list of integers >= 1")
+    if cfg.budget.keep_full not in KEEP_FULL:
+        raise ValueError(f"budget.keep_full={cfg.budget.keep_full!r} is not one of {list(KEEP_FULL)}")
+    mode = resolve_mode(cfg.algo)
+    if mode.context != "none" or mode.teacher:
+        _check_ranges(cfg.curriculum, CURRICULUM_RANGES, "curriculum.")
+    horizon, env_steps = cfg.budget.horizon, cfg.env.max_episode_steps
+    if env_steps is not None and int(env_steps) != int(horizon):
+        raise ValueError(
+            f"env.max_episode_steps={env_steps} conflicts with budget.horizon={horizon}: train_qarl truncates "
+            "training and evaluation episodes at budget.horizon; set budget.horizon (and leave env.max_episode_steps null)"
+        )
 
 
 def register_configs() -> None:

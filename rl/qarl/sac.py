@@ -5,12 +5,14 @@ Only ``train()`` (and the optimiser set-up) is overridden; rollouts, policies, s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch as th
 import torch.nn.functional as F
 from stable_baselines3 import SAC
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.utils import polyak_update
 
 
@@ -28,7 +30,9 @@ class QARLSAC(SAC):
       (critics start at ``learning_starts``, as in SB3);
     - losses and temperatures are averaged over all gradient steps until the logger dumps (``record_mean``), and
       a non-finite loss raises :class:`LossNotFiniteError`;
-    - ``log_prefix`` renames the ``train/`` section of the logged keys (``adversary/actor_loss``).
+    - ``log_prefix`` renames the ``train/`` section of the logged keys (``adversary/actor_loss``);
+    - ``action_limit`` (a callable giving a bound in ``(0, 1]`` of the normalised action, or ``None``) clips the
+      actions before they are played *and* stored: the force curriculum's adversary stores the force it applied.
 
     Args:
         actor_lr, critic_lr, ent_coef_lr: learning rates; ``None`` keeps SB3's single ``learning_rate``.
@@ -52,7 +56,21 @@ class QARLSAC(SAC):
         self.actor_lr, self.critic_lr, self.ent_coef_lr = actor_lr, critic_lr, ent_coef_lr
         self.actor_learning_starts = int(actor_learning_starts)
         self.log_prefix = log_prefix
+        self.action_limit: Callable[[], float] | None = None
         super().__init__(*args, **kwargs)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        if self.action_limit is not None:  # only for a [-1, 1] action space, where both are the same
+            limit = float(self.action_limit())
+            buffer_action = np.clip(buffer_action, -limit, limit)
+            action = self.policy.unscale_action(buffer_action)
+        return action, buffer_action
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "action_limit"]  # a closure over the env: not saved
 
     def _setup_model(self) -> None:
         super()._setup_model()

@@ -190,6 +190,16 @@ class SelfPacedGammaTeacher:
             return nu_new
         return nu_old
 
+    def summary(self) -> dict[str, float]:
+        """Scalars for the ``curriculum/`` section of the logs."""
+        return {
+            "curriculum/nu": self.nu,
+            "curriculum/distribution_mean": self.mean,
+            "curriculum/distribution_std": self.std,
+            "curriculum/kl_to_target": self.kl_to_target,
+            "curriculum/threshold": self.threshold,
+        }
+
     # -------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume the curriculum."""
