@@ -4,6 +4,9 @@
         --seeds 0 1 2 --regs none error --out runs/bench_node_digits
 
 Each run is ``dynamics.node.train.train`` on the composed ``configs/train_node.yaml`` (same code path as the script).
+A method is a reg group name with optional per-method overrides after ``@``, e.g. ``taynode@reg.coef=0.5`` or
+``error@reg.coef=0.03@reg.agg=sum``; it is labelled by the whole string. Finished runs (their ``metrics.json``) are
+reused, so an interrupted sweep resumes where it stopped.
 Methods alternate within each seed so that machine load drifts hit both alike. Writes ``results.json`` and
 ``table.md`` in ``--out``.
 """
@@ -44,7 +47,8 @@ def main() -> None:
     results = []
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         for seed in args.seeds:
-            for reg in args.regs:
+            for method in args.regs:
+                reg, *own = method.split("@")
                 overrides = [
                     f"task={args.task}",
                     f"reg={reg}",
@@ -53,12 +57,18 @@ def main() -> None:
                     f"task.epochs={args.epochs}",
                     "progress=false",
                     *args.extra,
+                    *own,
                 ]
-                overrides.append(f"run_dir={out / f'{args.task}__{reg}__s{seed}'}")
-                cfg = compose(config_name="train_node", overrides=overrides)
-                start = time.perf_counter()
-                metrics = train(cfg)
-                metrics["wall_s"] = time.perf_counter() - start
+                run_dir = out / f"{args.task}__{method.replace('@', '__').replace('=', '-')}__s{seed}"
+                overrides.append(f"run_dir={run_dir}")
+                if (run_dir / "metrics.json").exists():
+                    metrics = json.loads((run_dir / "metrics.json").read_text())
+                else:
+                    cfg = compose(config_name="train_node", overrides=overrides)
+                    start = time.perf_counter()
+                    metrics = train(cfg)
+                    metrics["wall_s"] = time.perf_counter() - start
+                metrics["reg"] = method
                 results.append(metrics)
                 print(json.dumps(metrics), flush=True)
                 (out / "results.json").write_text(json.dumps(results, indent=2))

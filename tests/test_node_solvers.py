@@ -290,3 +290,27 @@ def test_cuda_solve_matches_dopri5():
     a = odeint(f, y0, t, method="dopri5_reg", options={"recorder": rec})
     b = odeint(f, y0, t, method="dopri5")
     assert torch.equal(a, b) and rec.accepted > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("settings", [{}, {"stiffness": True}, {"record_errors": False}, {"keep_states": True}])
+def test_cuda_recorder_adds_no_host_sync(settings):
+    """The recording on an accepted step reads nothing back to the host (torchdiffeq's own loop still syncs)."""
+    from dynamics.node.solvers import InstrumentedDopri5
+
+    f = MLPField().cuda()
+    y0 = torch.ones(4, 3, device="cuda")
+    rec = StepRecorder(**settings)
+    solver = InstrumentedDopri5(func=f, y0=y0, rtol=1e-6, atol=1e-6, recorder=rec)
+    k = torch.randn(4, 3, 7, device="cuda", requires_grad=True)
+    t0 = torch.tensor(0.0, device="cuda", dtype=F64)
+    dt = torch.tensor(0.1, device="cuda", dtype=F64)
+    ratio = torch.tensor(0.5, device="cuda", dtype=F64, requires_grad=True)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        solver._record_accept(y0, y0 + 0.1, k, t0, dt, ratio)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert rec.accepted == 1

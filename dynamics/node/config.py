@@ -18,8 +18,12 @@ class TaskConfig:
         epochs: training epochs (spiral/sde: blocks of ``iters_per_epoch`` iterations).
         batch_size: minibatch size (spiral: segments per batch; sde: paths per batch).
         lr: learning rate.
-        optimizer: ``adam``, ``adamax`` or ``rmsprop``.
+        optimizer: ``adam``, ``adamax``, ``rmsprop`` or ``sgd`` (with ``momentum``).
+        momentum: momentum of ``sgd`` (Flux's ``Momentum(lr, 0.9)`` is torch's SGD with the same lr and momentum).
+        inv_decay: gradients are scaled by ``1 / (1 + inv_decay * n)`` at optimizer step ``n = 1, 2, ...`` before the
+            optimizer sees them (Flux's ``Optimiser(InvDecay(g), opt)``); 0: off.
         hidden: hidden width of the vector field.
+        out_tanh: ``tanh`` on the classification field's output (2021 paper: yes; 2023 paper: no, linear).
         t1: end time of the classification ODE.
         data_dir: folder of the MNIST IDX files (``task=mnist`` only; nothing is downloaded).
         iters_per_epoch: iterations per epoch of the spiral and SDE tasks.
@@ -31,7 +35,8 @@ class TaskConfig:
         latent: latent dimension.
         rnn_hidden: GRU width of the latent encoder.
         kl_weight: weight of the KL term of the latent ODE.
-        sde_dt: initial step of the adaptive SDE solver.
+        sde_dt: initial step of the adaptive SDE solver (1.0: the whole span; torchsde grows steps by <= 1.4x).
+        sde_facmax: largest step growth factor per accepted SDE step (torchsde: 1.4).
         sde_tol: rtol = atol of the adaptive SDE solver (step doubling; the solver group's tolerances are for ODEs).
         sde_eval_paths: paths of the SDE evaluation.
         eval_every: evaluate every this many epochs (and always after the last); timing only after the last.
@@ -44,7 +49,10 @@ class TaskConfig:
     batch_size: int = 128
     lr: float = 3e-3
     optimizer: str = "adam"
+    momentum: float = 0.9
+    inv_decay: float = 0.0
     hidden: int = 100
+    out_tanh: bool = True
     t1: float = 1.0
     data_dir: str | None = None
     iters_per_epoch: int = 50
@@ -56,7 +64,8 @@ class TaskConfig:
     latent: int = 8
     rnn_hidden: int = 32
     kl_weight: float = 0.01
-    sde_dt: float = 0.05
+    sde_dt: float = 1.0
+    sde_facmax: float = 1.4
     sde_tol: float = 0.1
     sde_eval_paths: int = 200
     eval_every: int = 1
@@ -69,17 +78,21 @@ class RegConfig:
     """A regularizer and its coefficient schedule (``configs/reg/<name>.yaml``).
 
     Attributes:
-        name: ``none``, ``error``, ``stiffness``, ``error_stiff``, ``local_error``, ``local_stiffness``, ``rnode``.
+        name: ``none``, ``error``, ``stiffness``, ``error_stiff``, ``local_error``, ``local_stiffness``, ``rnode``,
+            ``steer``, ``taynode``.
         coef: ``lambda0``.
         coef_final: ``lambda1`` of ``exp_decay``.
         schedule: ``constant`` or ``exp_decay``.
         schedule_unit: ``epoch`` (RegNeuralDE.jl) or ``step`` (LocalRegNeuralDE.jl).
         horizon: decay horizon in ``schedule_unit`` s; ``None``: the number of epochs (or of steps).
         agg: ``mean``, ``sum`` or ``max`` over accepted steps.
-        local_mode: ``unbiased`` or ``biased`` (local variants).
+        local_mode: ``unbiased``, ``biased`` (both: the initial-step heuristic at t*, as the reference) or
+            ``biased_taken`` (ours: the step the solver took from t*) for the local variants.
         kinetic: RNODE kinetic-energy weight.
         jacobian: RNODE Jacobian-norm weight.
         stiff_weight: stiffness weight inside ``error_stiff``.
+        steer_b: STEER half-width in units of the smallest grid spacing.
+        taylor_order: TayNODE's derivative order K.
     """
 
     name: str = "none"
@@ -93,6 +106,8 @@ class RegConfig:
     kinetic: float = 1.0
     jacobian: float = 1.0
     stiff_weight: float = 0.1
+    steer_b: float = 0.5
+    taylor_order: int = 3
 
 
 @dataclass

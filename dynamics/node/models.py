@@ -63,14 +63,15 @@ class LatentField(CountingFunc):
 class ODEClassifier(nn.Module):
     """Classification NODE: ``x -> ODE on [0, t1] -> linear head`` (Pal et al. 2021 MNIST NODE, scaled down).
 
-    Deviation: the reference has a 784->10 head on the 784-d state; the same layout is used for digits (64-d).
+    The 784->10 head on the 784-d state is the reference's; the same layout is used for digits (64-d).
+    ``out_tanh=False`` gives the 2023 paper's field (LocalRegNeuralDE.jl: linear output layer).
     """
 
     t: Tensor
 
-    def __init__(self, dim: int, hidden: int, n_classes: int, t1: float = 1.0) -> None:
+    def __init__(self, dim: int, hidden: int, n_classes: int, t1: float = 1.0, out_tanh: bool = True) -> None:
         super().__init__()
-        self.func = TimeMLPField(dim, hidden)
+        self.func = TimeMLPField(dim, hidden, out_tanh)
         self.head = nn.Linear(dim, n_classes)
         self.register_buffer("t", torch.tensor([0.0, t1]))
 

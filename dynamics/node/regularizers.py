@@ -4,10 +4,21 @@
 - ``stiffness`` (SRNODE, same paper): ``agg_j lambda_j / stability_size``; the reference uses ``max``, not times dt.
 - ``error_stiff``: per step ``E_j * dt_j + 0.1 * S_j``, then the aggregation (``error_stiff_est`` of RegNeuralDE.jl).
 - ``local_error`` / ``local_stiffness`` (Pal, Edelman, Rackauckas, ICML 2023, arXiv 2303.02262): one extra
-  differentiable step from a detached point ``(t*, y(t*))``; works with ``odeint_adjoint``. Deviation: the step is a
-  Dopri5 step (torchdiffeq 0.2.5 has no Tsit5), so the stiffness value is divided by DP5's stability size.
+  differentiable step from a detached point ``(t*, y(t*))``; works with ``odeint_adjoint``. The step is computed in
+  float64 whatever the model's dtype (in float32 at tol 1e-6 the error estimate is below float32 resolution). Its size
+  is the initial-step heuristic at ``(t*, y*)`` in both modes, as LocalRegNeuralDE.jl builds a fresh integrator there:
+  ``unbiased`` draws t* ~ U(t0, T), ``biased`` draws t* among the accepted step starts. ``biased_taken`` (ours, not in
+  the reference) uses the step the solver actually took from there instead. Deviation: the step is a Dopri5 step
+  (torchdiffeq 0.2.5 has no Tsit5), so the stiffness value is divided by DP5's stability size.
 - ``rnode`` (Finlay et al., arXiv 2002.02798): kinetic energy ``int ||f||^2`` plus Jacobian Frobenius norm
   ``int ||df/dz||_F^2`` (Hutchinson, one vjp), integrated as augmented states that do not drive the step size.
+- ``steer`` (Ghosh et al., arXiv 2006.10711): no penalty; during training each output time after ``t0`` moves by
+  ``U(-b, b)`` times the smallest grid spacing (end time ``T' ~ U(T - b, T + b)`` for ``[0, T = 1]``, as RegNeuralDE.jl).
+- ``taynode`` (Kelly et al., arXiv 2007.04504): ``int mean_i (d^K z_i / dt^K)^2 dt`` as an augmented state, the K-th
+  total time derivative by K - 1 nested forward-mode jvps (``torch.func.jvp``; PyTorch has no Taylor mode), whose
+  cost roughly doubles per order (digits, forward + backward: 3.7x a vanilla solve at K = 2, 8.5x at K = 3; JAX's
+  ``jet``, used by Kelly et al., grows about linearly). The rate state enters the step-size control, as in
+  easy-neural-ode (JAX's odeint on the raveled state).
 
 Coefficient schedules: ``constant`` and ``exp_decay`` (``lambda(s) = lambda0 * exp(-s ln(lambda0/lambda1) / S)``,
 RegNeuralDE.jl's per-epoch annealing; LocalRegNeuralDE.jl uses it per optimizer step).
@@ -32,11 +43,15 @@ REGULARIZERS: dict[str, bool] = {
     "local_error": True,
     "local_stiffness": True,
     "rnode": False,
+    "steer": True,
+    "taynode": False,
 }
 AGGREGATIONS = ("mean", "sum", "max")
 SCHEDULES = ("constant", "exp_decay")
-LOCAL_MODES = ("unbiased", "biased")
+LOCAL_MODES = ("unbiased", "biased", "biased_taken")
 GLOBAL_REGULARIZERS = ("error", "stiffness", "error_stiff")
+#: regularizers that need two stages at ``t + dt`` in the training solver (dopri5, not bosh3).
+STIFFNESS_REGULARIZERS = ("stiffness", "error_stiff")
 LOCAL_REGULARIZERS = ("local_error", "local_stiffness")
 
 _ADJOINT_REASON = {
@@ -44,6 +59,7 @@ _ADJOINT_REASON = {
     "graph, and the continuous adjoint differentiates the exact flow, not the discretization the penalty measures",
     "rnode": "the Hutchinson Jacobian term needs a vector-Jacobian product with a graph inside the forward solve, "
     "which odeint_adjoint runs under torch.no_grad()",
+    "taynode": "its penalty state's rate is a nested jvp whose adjoint (a vjp of a K-fold jvp) is not supported here",
 }
 _ADJOINT_REASON["stiffness"] = _ADJOINT_REASON["error"]
 _ADJOINT_REASON["error_stiff"] = _ADJOINT_REASON["error"]
@@ -60,6 +76,8 @@ class RegSpec:
         kinetic: RNODE weight of the kinetic energy.
         jacobian: RNODE weight of the Jacobian Frobenius norm.
         stiff_weight: weight of the stiffness term in ``error_stiff``.
+        steer_b: STEER half-width, in units of the smallest grid spacing (0 < b <= 0.5).
+        taylor_order: TayNODE's derivative order K (1 <= K <= 4).
     """
 
     name: str
@@ -68,11 +86,25 @@ class RegSpec:
     kinetic: float = 1.0
     jacobian: float = 1.0
     stiff_weight: float = 0.1
+    steer_b: float = 0.5
+    taylor_order: int = 3
+
+    def __post_init__(self) -> None:
+        check_regularizer(self.name, self.agg, self.local_mode)
+        if not 0 < self.steer_b <= 0.5:
+            raise ValueError(f"steer_b must lie in (0, 0.5] (keeps the jittered grid increasing), got {self.steer_b}")
+        if not 1 <= self.taylor_order <= 4:
+            raise ValueError(f"taylor_order must be 1..4 (cost grows as 2^K), got {self.taylor_order}")
 
     @property
     def needs_stiffness(self) -> bool:
-        """Whether the recorder must compute stiffness estimates."""
-        return self.name in ("stiffness", "error_stiff")
+        """Whether the recorder must compute stiffness estimates on every accepted step."""
+        return self.name in STIFFNESS_REGULARIZERS
+
+    @property
+    def needs_errors(self) -> bool:
+        """Whether the recorder must keep the error estimates (with their graphs) of every accepted step."""
+        return self.name in ("error", "error_stiff")
 
 
 def check_regularizer(name: str, agg: str = "mean", local_mode: str = "unbiased", adjoint: bool = False) -> None:

@@ -46,6 +46,7 @@ class _RecordingIntegrate(BaseSDESolver):
     """Mixin replacing ``BaseSDESolver.integrate``'s adaptive branch with a recording copy (controller unchanged)."""
 
     recorder: StepRecorder
+    facmax: float = 1.4
 
     def integrate(self, y0: Tensor, ts: Tensor, extra0: Any) -> tuple[Tensor, Any]:
         """The adaptive ``integrate`` plus recording of ``E * dt`` on accepted steps."""
@@ -69,7 +70,10 @@ class _RecordingIntegrate(BaseSDESolver):
                     raise FloatingPointError("non-finite SDE error estimate; raise the tolerance or regularize")
                 with torch.no_grad():
                     step_size, prev_error_ratio = adaptive_stepping.update_step_size(
-                        error_estimate=error_value, prev_step_size=step_size, prev_error_ratio=prev_error_ratio
+                        error_estimate=error_value,
+                        prev_step_size=step_size,
+                        facmax=self.facmax,
+                        prev_error_ratio=prev_error_ratio,
                     )
                 if step_size < self.dt_min:
                     warnings.warn("Hitting minimum allowed step size in adaptive time-stepping.", stacklevel=2)
@@ -78,9 +82,10 @@ class _RecordingIntegrate(BaseSDESolver):
                 if error_value <= 1 or step_size <= self.dt_min:
                     dt = float(next_t - curr_t)
                     rec.accepted += 1
-                    rec.error_ratios.append(error)
-                    rec.errors.append(error * dt)
-                    rec.dts.append(torch.tensor(dt, dtype=torch.float64))
+                    if rec.record_errors:
+                        rec.error_ratios.append(error)
+                        rec.errors.append(error * dt)
+                        rec.dts.append(torch.tensor(dt, dtype=torch.float64))
                     prev_t, prev_y = curr_t, curr_y
                     curr_t, curr_y, curr_extra = next_t, next_y, next_extra
                 else:
@@ -104,13 +109,18 @@ def sdeint_reg(
     rtol: float = 1e-5,
     atol: float = 1e-4,
     dt_min: float = 1e-5,
+    facmax: float = 1.4,
 ) -> Tensor:
-    """Adaptive ``torchsde.sdeint`` whose accepted steps are recorded in ``recorder`` (errors keep their graph)."""
+    """Adaptive ``torchsde.sdeint`` whose accepted steps are recorded in ``recorder`` (errors keep their graph).
+
+    ``facmax`` is the controller's largest growth factor per step (torchsde's default 1.4).
+    """
     sde, y0, ts, bm, method, options = check_contract(sde, y0, ts, bm, method, True, None, None, False)
     base = methods.select(method=method, sde_type=sde.sde_type)
     cls = _CLASSES.setdefault(base, type(f"Recording{base.__name__}", (_RecordingIntegrate, base), {}))
     solver = cls(sde=sde, bm=bm, dt=dt, adaptive=True, rtol=rtol, atol=atol, dt_min=dt_min, options=options)
     solver.recorder = recorder
+    solver.facmax = facmax
     ys, _ = solver.integrate(y0, ts, solver.init_extra_solver_state(ts[0], y0))
     return ys
 
@@ -188,10 +198,10 @@ class SDETask:
         bm = torchsde.BrownianInterval(
             t0=0.0, t1=1.0, size=(n_paths, 2), entropy=entropy, levy_area_approximation="space-time", device=self.device
         )
-        rec = StepRecorder()
+        rec = StepRecorder(record_errors=reg.name == "error")
         nfe0 = self.model.nfe
         ys = sdeint_reg(self.model, y0, self.ts, rec, bm=bm, method="srk", dt=self.cfg.sde_dt,
-                        rtol=self.cfg.sde_tol, atol=self.cfg.sde_tol)  # fmt: skip
+                        rtol=self.cfg.sde_tol, atol=self.cfg.sde_tol, facmax=self.cfg.sde_facmax)  # fmt: skip
         loss = (ys.mean(1) - self.mean).pow(2).mean() + (ys.var(1) - self.var).pow(2).mean()
         penalty = aggregate(rec.errors, reg.agg).to(ys.dtype) if reg.name == "error" else None
         return loss, SolveOutput(ys, penalty, SolveStats(self.model.nfe - nfe0, rec.accepted, rec.rejected))

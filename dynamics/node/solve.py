@@ -6,6 +6,7 @@ coefficient) and returns counters; ``func`` is a ``CountingFunc`` so that NFE is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,14 @@ from torchdiffeq._impl.dopri5 import Dopri5Solver
 from torchdiffeq._impl.misc import _compute_error_ratio, _PerturbFunc, _rms_norm, _select_initial_step
 from torchdiffeq._impl.rk_common import _ButcherTableau, _runge_kutta_step
 
-from dynamics.node.regularizers import GLOBAL_REGULARIZERS, LOCAL_REGULARIZERS, RegSpec, aggregate, check_regularizer
+from dynamics.node.regularizers import (
+    GLOBAL_REGULARIZERS,
+    LOCAL_REGULARIZERS,
+    STIFFNESS_REGULARIZERS,
+    RegSpec,
+    aggregate,
+    check_regularizer,
+)
 from dynamics.node.solvers import STABILITY_SIZE, StepRecorder, stiffness_estimate
 from dynamics.node.types import SolveOutput, SolveStats
 from rl.common.registry import check_choice
@@ -65,6 +73,16 @@ class SolverSettings:
             raise ValueError(f"tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
 
 
+def check_solver_regularizer(method: str, reg_name: str) -> None:
+    """Refuse a regularizer that needs a stiffness estimate on a solver without two stages at ``t + dt``."""
+    check_choice(method, SOLVER_METHODS, "solver")
+    if reg_name in STIFFNESS_REGULARIZERS and method != "dopri5":
+        raise ValueError(
+            f"reg={reg_name} needs a stiffness estimate from two stages at t + dt, which solver={method} does not have; "
+            "use solver=dopri5 (or reg=local_stiffness, whose extra step is always a Dopri5 step)"
+        )
+
+
 def _integrate(func: CountingFunc, y0: Tensor, t: Tensor, settings: SolverSettings, rec: StepRecorder) -> Tensor:
     options = {"recorder": rec, "detach_dt": settings.detach_dt}
     method = SOLVER_METHODS[settings.method]
@@ -84,31 +102,56 @@ def _dopri5_tableau(like: Tensor) -> _ButcherTableau:
     )
 
 
+def _float64_field(func: CountingFunc) -> Callable[[Tensor, Tensor], Tensor]:
+    """``func`` evaluated in float64: parameters and buffers cast (differentiably) for this call only; counts NFE."""
+    params = {name: p.to(torch.float64) if p.is_floating_point() else p for name, p in func.named_parameters()}
+    buffers = {name: b.to(torch.float64) if b.is_floating_point() else b for name, b in func.named_buffers()}
+
+    def field(t: Tensor, y: Tensor) -> Tensor:
+        return torch.func.functional_call(func, (params, buffers), (t, y))
+
+    return field
+
+
 def local_step_value(
-    func: CountingFunc, t_star: Tensor, y_star: Tensor, settings: SolverSettings, kind: str, h: Tensor | None = None
+    func: CountingFunc,
+    t_star: Tensor,
+    y_star: Tensor,
+    settings: SolverSettings,
+    kind: str,
+    h: Tensor | None = None,
+    t_end: Tensor | None = None,
 ) -> Tensor:
     """The 2023 local regularizer: one differentiable Dopri5 step from the constant point ``(t*, y*)``.
 
-    ``y*``, ``k1 = f(t*, y*)`` and the step ``h`` (initial-step heuristic unless given) are constants; stages 2..7
-    carry the parameters' graph. Returns ``E * h`` (``kind="error"``) or ``lambda / 3.3066`` (``"stiffness"``).
+    ``y*``, ``k1 = f(t*, y*)`` and the step ``h`` are constants; stages 2..7 carry the parameters' graph. Without
+    ``h`` the step is torchdiffeq's initial-step heuristic at ``(t*, y*)``, capped at ``t_end - t*`` when ``t_end`` is
+    given (LocalRegNeuralDE.jl builds a fresh integrator on ``(t*, T)``, whose largest step is the span). The step is
+    computed in float64 (parameters cast for this call only): in float32 at tol 1e-6 the error estimate ``E ~ 1e-4``
+    of a step of ``~0.03`` is below float32 resolution, and its gradient points elsewhere than the float64 one.
+    Returns ``E * h`` (``kind="error"``) or ``lambda / 3.3066`` (``"stiffness"``) in ``y_star``'s dtype.
     Extra evaluations: 1 + 6, plus 1 probe when ``h`` is chosen here.
     """
-    y_star = y_star.detach()
-    t0 = t_star.detach().to(torch.float64).reshape(())
-    rtol = torch.as_tensor(settings.rtol, dtype=torch.float64, device=y_star.device)
-    atol = torch.as_tensor(settings.atol, dtype=torch.float64, device=y_star.device)
+    f64 = torch.float64
+    y0 = y_star.detach().to(f64)
+    t0 = t_star.detach().to(f64).reshape(())
+    field = _float64_field(func)
+    rtol = torch.as_tensor(settings.rtol, dtype=f64, device=y0.device)
+    atol = torch.as_tensor(settings.atol, dtype=f64, device=y0.device)
     with torch.no_grad():
-        k1 = func(t0.to(y_star.dtype), y_star)
+        k1 = field(t0, y0)
         if h is None:
-            h = _select_initial_step(func, t0, y_star, 4, rtol, atol, _rms_norm, f0=k1)
-    h = h.detach().to(torch.float64).reshape(())
-    tableau = _dopri5_tableau(y_star)
-    y1, _, err, k = _runge_kutta_step(_PerturbFunc(func), y_star, k1, t0, h, t0 + h, tableau)
+            h = _select_initial_step(field, t0, y0, 4, rtol, atol, _rms_norm, f0=k1)
+            if t_end is not None:
+                h = torch.minimum(h, (t_end.detach().to(f64) - t0).clamp_min(torch.finfo(f64).tiny))
+    h = h.detach().to(f64).reshape(())
+    tableau = _dopri5_tableau(y0)
+    y1, _, err, k = _runge_kutta_step(_PerturbFunc(field), y0, k1, t0, h, t0 + h, tableau)
     if kind == "error":
-        ratio = _compute_error_ratio(err, rtol, atol, y_star, y1, _rms_norm)
-        return (ratio * h.to(ratio.dtype)).to(y_star.dtype)
+        ratio = _compute_error_ratio(err, rtol, atol, y0, y1, _rms_norm)
+        return (ratio * h).to(y_star.dtype)
     beta = tableau.beta[-2]
-    y_a = y_star + torch.sum(k[..., : len(beta)] * (beta * h.to(y_star.dtype)), dim=-1).view_as(y_star)
+    y_a = y0 + torch.sum(k[..., : len(beta)] * (beta * h), dim=-1).view_as(y0)
     lam = stiffness_estimate(k[..., -2], k[..., -1], y_a, y1, _rms_norm)
     return (lam / STABILITY_SIZE["dopri5"]).to(y_star.dtype)
 
@@ -154,6 +197,68 @@ def _solve_rnode(
     return zs, penalty
 
 
+def total_derivative(func: CountingFunc, order: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(t, z) -> d^K z / dt^K`` along the flow of ``dz/dt = func(t, z)``, by ``K - 1`` nested forward-mode jvps.
+
+    ``D_1 = f`` and ``D_{k+1}(t, z) = dD_k/dz f(t, z) + dD_k/dt`` (a jvp with tangent ``(1, f)``). Each level calls
+    the one below once inside a jvp (primal and tangent in one call) plus ``f`` once, so the NFE counter sees ``K``
+    calls for ``D_K``; but a call at jvp depth ``d`` propagates ``2^d`` dual components, so the work grows about
+    geometrically with ``K`` (Taylor mode, JAX's ``jet`` used by Kelly et al., grows about linearly). Measured cost
+    per solve: benchmarks/README.md (NODE, regularizer cost).
+    """
+
+    def level(k: int) -> Callable[[Tensor, Tensor], Tensor]:
+        if k == 1:
+            return lambda t, z: func(t, z)
+        lower = level(k - 1)
+
+        def derivative(t: Tensor, z: Tensor) -> Tensor:
+            return torch.func.jvp(lower, (t, z), (torch.ones_like(t), func(t, z)))[1]
+
+        return derivative
+
+    return level(order)
+
+
+class _TaylorAugmented(nn.Module):
+    """Augmented field ``(f, mean_i (d^K z_i/dt^K)^2)`` of TayNODE; per-sample rate (first dim is the batch)."""
+
+    def __init__(self, func: CountingFunc, order: int) -> None:
+        super().__init__()
+        self.func = func
+        self.derivative = total_derivative(func, order)
+
+    def forward(self, t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        z = state[0]
+        dk = self.derivative(t, z)
+        return self.func(t, z), dk.pow(2).flatten(1).mean(1)
+
+
+def _joint_rms(ys: tuple[Tensor, ...]) -> Tensor:
+    """RMS over all entries of all tensors (JAX's odeint on a raveled state, as easy-neural-ode integrates)."""
+    total = torch.stack([y.pow(2).sum() for y in ys]).sum()
+    return torch.sqrt(total / sum(y.numel() for y in ys))
+
+
+def _solve_taynode(
+    func: CountingFunc, y0: Tensor, t: Tensor, settings: SolverSettings, reg: RegSpec, rec: StepRecorder
+) -> tuple[Tensor, Tensor]:
+    aug = _TaylorAugmented(func, reg.taylor_order)
+    zeros = torch.zeros(y0.shape[0], dtype=y0.dtype, device=y0.device)
+    options = {"recorder": rec, "detach_dt": settings.detach_dt, "norm": _joint_rms}
+    sol = odeint(
+        aug, (y0, zeros), t, rtol=settings.rtol, atol=settings.atol, method=SOLVER_METHODS[settings.method], options=options
+    )
+    return sol[0], sol[1][-1].mean()
+
+
+def steer_times(t: Tensor, b: float, generator: torch.Generator | None) -> Tensor:
+    """STEER's jittered grid: every time after ``t[0]`` moves by ``U(-b, b)`` x the smallest spacing (stays increasing)."""
+    u = torch.rand(len(t) - 1, generator=generator, dtype=torch.float64).to(device=t.device, dtype=t.dtype)
+    spacing = torch.diff(t).min()
+    return torch.cat([t[:1], t[1:] + (2 * u - 1) * b * spacing])
+
+
 def _insert_time(t: Tensor, t_star: Tensor) -> tuple[Tensor, Tensor, int]:
     """Grid with ``t*`` inserted; returns (grid, indices of the original times in it, index of t*)."""
     hit = (t == t_star).nonzero()
@@ -181,32 +286,40 @@ def solve(
         t: increasing output times, ``t[0]`` the initial time.
         settings: solver, tolerances, adjoint.
         reg: the regularizer (``None`` or name ``none``: no penalty).
-        generator: random source of the local variants (t* or the step index) and RNODE's probe.
+        generator: random source of the local variants (t* or the step index), RNODE's probe and STEER's times.
 
     Returns:
         ``SolveOutput(ys, penalty, stats)``; ``penalty`` is the value before the coefficient.
     """
     reg = reg if reg is not None else RegSpec("none")
     check_regularizer(reg.name, reg.agg, reg.local_mode, settings.adjoint)
+    check_solver_regularizer(settings.method, reg.name)
     nfe0 = func.nfe
-    local_biased = reg.name in LOCAL_REGULARIZERS and reg.local_mode == "biased"
-    rec = StepRecorder(stiffness=reg.needs_stiffness, keep_states=local_biased)
+    local = reg.name in LOCAL_REGULARIZERS
+    keep_states = local and reg.local_mode != "unbiased"
+    rec = StepRecorder(record_errors=reg.needs_errors, stiffness=reg.needs_stiffness, keep_states=keep_states)
     penalty: Tensor | None = None
     if reg.name == "rnode":
         ys, penalty = _solve_rnode(func, y0, t, settings, reg, rec, generator)
-    elif reg.name in LOCAL_REGULARIZERS and not local_biased:
+    elif reg.name == "taynode":
+        ys, penalty = _solve_taynode(func, y0, t, settings, reg, rec)
+    elif reg.name == "steer":
+        ys = _integrate(func, y0, steer_times(t, reg.steer_b, generator), settings, rec)
+    elif local and not keep_states:
         u = torch.rand((), generator=generator, dtype=torch.float64).to(t.device)
         t_star = (t[0] + (t[-1] - t[0]) * u.to(t.dtype)).reshape(())
         grid, keep, star = _insert_time(t, t_star)
         ys_all = _integrate(func, y0, grid, settings, rec)
         ys = ys_all[keep]
-        penalty = local_step_value(func, t_star, ys_all[star], settings, reg.name.removeprefix("local_"))
+        penalty = local_step_value(func, t_star, ys_all[star], settings, reg.name.removeprefix("local_"), t_end=t[-1])
     else:
         ys = _integrate(func, y0, t, settings, rec)
-        if local_biased:
+        if keep_states:
             j = int(torch.randint(len(rec.starts), (), generator=generator).item())
             t0, y_start, dt = rec.starts[j]
-            penalty = local_step_value(func, t0, y_start, settings, reg.name.removeprefix("local_"), h=dt)
+            kind = reg.name.removeprefix("local_")
+            h = dt if reg.local_mode == "biased_taken" else None
+            penalty = local_step_value(func, t0, y_start, settings, kind, h=h, t_end=t[-1])
         elif reg.name in GLOBAL_REGULARIZERS:
             if reg.name == "error":
                 values = rec.errors

@@ -44,7 +44,12 @@ class StepRecorder:
     ``odeint`` shallow-copies ``options``, so the same object is filled by the solver. Call ``reset()`` between solves
     or use a fresh recorder.
 
+    Only what a regularizer needs is kept: with ``record_errors=False`` and ``stiffness=False`` (``reg=none``, RNODE,
+    the local variants) the recorder holds counters only, so no per-step graph outlives the step. Nothing here reads
+    a value back to the host (no ``.item()``), so on CUDA the recorder adds no synchronization per step.
+
     Attributes:
+        record_errors: keep ``E_j``, ``E_j * dt_j`` (with their graphs) and ``dt_j`` of each accepted step (ERNODE).
         stiffness: also compute the stiffness estimate on each accepted step (one extra stage combination).
         keep_states: keep ``(t0, y0.detach(), dt)`` of each accepted step (for the biased local regularizer).
         stability_size: divisor of the eigenvalue estimate (DP5: 3.3066).
@@ -57,6 +62,7 @@ class StepRecorder:
         rejected: number of rejected steps.
     """
 
+    record_errors: bool = True
     stiffness: bool = False
     keep_states: bool = False
     stability_size: float = STABILITY_SIZE["dopri5"]
@@ -121,9 +127,10 @@ class _InstrumentedRK(RKAdaptiveStepsizeODESolver):
         rec = self.recorder
         dt_const = dt.detach()
         rec.accepted += 1
-        rec.error_ratios.append(error_ratio)
-        rec.errors.append(error_ratio * dt_const.to(error_ratio.dtype))
-        rec.dts.append(dt_const)
+        if rec.record_errors:
+            rec.error_ratios.append(error_ratio)
+            rec.errors.append(error_ratio * dt_const.to(error_ratio.dtype))
+            rec.dts.append(dt_const)
         if rec.stiffness:
             # stage 6 rebuilt from k_1..k_5 and beta[-2]; stage 7 is y1 (FSAL), both at t + dt
             beta = self.tableau.beta[-2]

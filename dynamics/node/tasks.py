@@ -86,7 +86,7 @@ class ClassificationTask:
         self.train_set = ClassBatch(self.train_set.x.to(device), self.train_set.y.to(device))
         self.test_set = ClassBatch(self.test_set.x.to(device), self.test_set.y.to(device))
         n_classes = int(self.train_set.y.max().item()) + 1
-        self.model = ODEClassifier(self.train_set.x.shape[1], cfg.hidden, n_classes, cfg.t1).to(device)
+        self.model = ODEClassifier(self.train_set.x.shape[1], cfg.hidden, n_classes, cfg.t1, cfg.out_tanh).to(device)
         self.cfg = cfg
         self.device = device
         self.rng = np.random.default_rng(seed)

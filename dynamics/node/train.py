@@ -10,21 +10,45 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from dynamics.node.config import SolverConfig
 from dynamics.node.regularizers import CoefSchedule, RegSpec, check_regularizer
-from dynamics.node.solve import SolverSettings
+from dynamics.node.solve import SolverSettings, check_solver_regularizer
 from dynamics.node.tasks import make_task, sync
 from rl.common import atomic_write_text, log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
 from rl.common.io import atomic_torch_save
 from rl.common.registry import check_choice
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
 
 def build_reg(cfg: DictConfig, adjoint: bool) -> RegSpec:
     """Validated ``RegSpec`` from ``cfg.reg`` (refuses global penalties under the adjoint, with the reason)."""
     r = cfg.reg
     check_regularizer(r.name, r.agg, r.local_mode, adjoint)
-    return RegSpec(r.name, r.agg, r.local_mode, r.kinetic, r.jacobian, r.stiff_weight)
+    return RegSpec(r.name, r.agg, r.local_mode, r.kinetic, r.jacobian, r.stiff_weight, float(r.steer_b), int(r.taylor_order))
+
+
+def check_combination(cfg: DictConfig, reg: RegSpec) -> None:
+    """Refuse at launch, before any data is made, what would fail (or be ignored) later.
+
+    ``task=sde`` takes only the regularizers its step-doubling solver records, and runs torchsde's SRK with
+    ``task.sde_dt`` / ``task.sde_tol``: a ``solver`` group that differs from the default would be ignored, so it is
+    refused. Stiffness penalties need dopri5's two stages at ``t + dt``.
+    """
+    if cfg.task.name == "sde":
+        from dynamics.node.sde import SDE_REGULARIZERS
+
+        if reg.name not in SDE_REGULARIZERS:
+            raise ValueError(f"task=sde supports reg in {list(SDE_REGULARIZERS)}, got reg={reg.name!r}")
+        default = SolverConfig()
+        changed = {k: cfg.solver[k] for k in ("method", "rtol", "atol", "adjoint") if cfg.solver[k] != getattr(default, k)}
+        if changed:
+            raise ValueError(
+                f"task=sde runs torchsde's SRK with task.sde_dt and task.sde_tol and ignores the solver group, "
+                f"but solver settings were changed: {changed}; drop them (set task.sde_tol / task.sde_dt instead)"
+            )
+        return
+    check_solver_regularizer(cfg.solver.method, reg.name)
 
 
 def build_schedule(cfg: DictConfig, steps_per_epoch: int) -> CoefSchedule:
@@ -48,9 +72,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``train/nfe_backward``, ``train/steps_accepted``, ``train/steps_rejected`` (and task metrics); per epoch: ``eval/*``
     (test metric, ``eval/test_nfe``, steps, ``eval/predict_time_s``) and ``time/epoch_s``, ``time/train_s``.
     """
+    reg = build_reg(cfg, bool(cfg.solver.adjoint))
+    check_combination(cfg, reg)
     settings = build_solver(cfg)
-    reg = build_reg(cfg, settings.adjoint)
     check_choice(cfg.task.optimizer, OPTIMIZERS, "optimizer")
+    if cfg.task.inv_decay < 0:
+        raise ValueError(f"task.inv_decay must be >= 0, got {cfg.task.inv_decay}")
     device = resolve_device(cfg.device)
     seed_everything(int(cfg.seed))
     task = make_task(cfg.task, device, int(cfg.seed))
@@ -58,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = prepare_run_dir(cfg)
     writer = make_writer(run.root)
     log_config(writer, cfg)
-    optimizer = OPTIMIZERS[cfg.task.optimizer](task.model.parameters(), lr=float(cfg.task.lr))
+    optimizer = build_optimizer(cfg, task.model.parameters())
     steps_per_epoch = min(task.n_batches, cfg.task.max_batches) if cfg.task.max_batches else task.n_batches
     schedule = build_schedule(cfg, steps_per_epoch)
     func = _vector_field(task.model)
@@ -79,6 +106,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             nfe_before_backward = func.nfe
             loss.backward()
+            if cfg.task.inv_decay:
+                _scale_grads(task.model, 1.0 / (1.0 + float(cfg.task.inv_decay) * (step + 1)))
             optimizer.step()
             step += 1
             epoch_nfe.append(out.stats.nfe)
@@ -125,6 +154,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(task=cfg.task.name, reg=reg.name, seed=int(cfg.seed))
     atomic_write_text(run.root / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def build_optimizer(cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg.task`` (``sgd`` gets ``task.momentum``)."""
+    if cfg.task.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=float(cfg.task.lr), momentum=float(cfg.task.momentum))
+    return OPTIMIZERS[cfg.task.optimizer](params, lr=float(cfg.task.lr))
+
+
+def _scale_grads(model: torch.nn.Module, factor: float) -> None:
+    """Multiply every gradient by ``factor`` (Flux's ``InvDecay`` applied before the optimizer)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(factor)
 
 
 def _vector_field(model: torch.nn.Module) -> Any:
