@@ -1,6 +1,8 @@
 """QARL's training throughput (env steps per second) against plain SB3 SAC, same env and update-to-data ratio.
 
-Both learn on Hopper-v5 (horizon 500) with one gradient step per 3 env steps, the same networks and batch, one
+Both learn on Hopper-v5 (``--env Hopper``; or any env name, e.g. ``--env dmc_walker_walk`` for the paper's
+two-player DeepMind Control walker, whose plain SAC baseline is :class:`envs.adversarial.dmc.DMControlGymEnv`)
+(horizon 500) with one gradient step per 3 env steps, the same networks and batch, one
 torch thread, from the same learning-starts point. QARL counts the env steps of both phases (each player learns
 in its own phase, so the update-to-data ratio is the same); its evaluation episodes are switched off here (they
 cost env steps without updates and are not counted). Rounds alternate QARL and SAC so that load from other
@@ -9,6 +11,7 @@ processes hits both alike; the median of the rounds is reported. Rates are given
 and per wall-clock second.
 
     python benchmarks/bench_qarl_throughput.py --steps 6000 --rounds 3
+    python benchmarks/bench_qarl_throughput.py --env dmc_walker_walk --steps 6000 --rounds 3
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import torch as th
 from hydra import compose, initialize_config_dir
 from stable_baselines3 import SAC
 
+from envs.adversarial.dmc import DMControlGymEnv
+from envs.adversarial.specs import get_env_spec
 from rl.common.runs import RunDir
 from rl.qarl.config import register_configs
 from rl.qarl.trainer import QARLTrainer
@@ -36,7 +41,11 @@ def common(args: argparse.Namespace) -> dict:
 
 
 def run_sac(args: argparse.Namespace) -> tuple[float, float]:
-    env = gym.make("Hopper-v5", max_episode_steps=500)
+    spec = get_env_spec(args.env)
+    if spec.family == "dm_control":
+        env: gym.Env = DMControlGymEnv(spec.name, max_episode_steps=500)
+    else:
+        env = gym.make(spec.gym_id, max_episode_steps=500)
     c = common(args)
     model = SAC(
         "MlpPolicy",
@@ -60,7 +69,7 @@ def run_qarl(args: argparse.Namespace) -> tuple[float, float]:
     register_configs()
     c = common(args)
     overrides = [
-        "env=Hopper",
+        f"env={args.env}",
         "algo=qarl",
         "budget.horizon=500",
         "budget.eval_every=1000000",
@@ -85,6 +94,7 @@ def run_qarl(args: argparse.Namespace) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="Hopper", help="env name (configs/env), e.g. Hopper or dmc_walker_walk")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--learning-starts", type=int, default=1000)

@@ -12,14 +12,15 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from envs.adversarial import ADVERSARIAL_ENVS, AdversarialMujocoEnv, make_adversarial_env
-from envs.adversarial.specs import AXES
+from envs.adversarial.specs import AXES, family_envs
 
 # MuJoCo observations are unbounded and InvertedPendulum's actuator range is [-3, 3]: check_env's advice, not errors.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Box observation space m:UserWarning", "ignore:.*symmetric and normalized")
 
-ENV_NAMES = list(ADVERSARIAL_ENVS)
-REGISTERED_IDS = sorted(i for i in gym.registry if i.startswith("rldyn/Adversarial"))
-PLANAR = [name for name, spec in ADVERSARIAL_ENVS.items() if len(spec.live_axes) == 2]
+# the gymnasium family (the dm_control family has its own tests: tests/test_adversarial_dmc.py)
+ENV_NAMES = family_envs("gymnasium")
+REGISTERED_IDS = sorted(i for i in gym.registry if i.startswith("rldyn/Adversarial") and "DMC" not in i)
+PLANAR = [name for name in ENV_NAMES if len(ADVERSARIAL_ENVS[name].live_axes) == 2]
 
 
 def zero_pro(game: AdversarialMujocoEnv) -> np.ndarray:
@@ -38,7 +39,7 @@ def unit_adv(game: AdversarialMujocoEnv, index: int, value: float = 1.0) -> np.n
 
 # ---------------------------------------------------------------- registration and the Gymnasium contract
 def test_every_spec_is_registered_under_the_namespace() -> None:
-    assert REGISTERED_IDS == sorted(spec.env_id for spec in ADVERSARIAL_ENVS.values())
+    assert REGISTERED_IDS == sorted(ADVERSARIAL_ENVS[name].env_id for name in ENV_NAMES)
     for env_id in REGISTERED_IDS:
         assert re.fullmatch(r"rldyn/Adversarial[A-Za-z0-9]+-v5", env_id)
     assert {"Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid", "Swimmer", "InvertedPendulum"} <= set(ENV_NAMES)
@@ -366,7 +367,10 @@ def rollout_with_options(game: AdversarialMujocoEnv, options: dict[str, Any], **
         ({"mass_scale": {"torso": 2.0}, "mass_bodies": ["foot"]}, "either as a mapping or with a body list"),
         ({"mass_scale": 2.0, "mass_bodies": ["tors"]}, "did you mean 'torso'"),
         ({"friction_scale": {"shin": 2.0}}, "unknown body of Hopper 'shin'"),
-        ({"mass": 2.0}, r"unknown reset options \['mass'\]; valid: \['mass_scale'"),
+        ({"masses": 2.0}, r"unknown reset options \['masses'\]; valid: \['mass_scale'"),
+        ({"mass": 2.0}, r"mass must be a \{body: kg\} mapping"),
+        ({"mass": {"torso": -1.0}}, "mass must be positive"),
+        ({"friction": {"shin": 2.0}}, "unknown body of Hopper 'shin'"),
     ],
 )
 def test_bad_perturbations_raise_and_leave_model_nominal(options: dict[str, Any], match: str) -> None:

@@ -14,7 +14,6 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from envs.adversarial import (
-    ADVERSARIAL_ENVS,
     AdversarialMujocoEnv,
     AdversaryView,
     PlayerView,
@@ -22,11 +21,13 @@ from envs.adversarial import (
     ProtagonistView,
     make_adversarial_env,
 )
+from envs.adversarial.specs import family_envs
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Box observation space m:UserWarning", "ignore:.*symmetric and normalized")
 
-ENV_NAMES = list(ADVERSARIAL_ENVS)
-REGISTERED_IDS = sorted(i for i in gym.registry if i.startswith("rldyn/Adversarial"))
+# the gymnasium family (the dm_control family has its own tests: tests/test_adversarial_dmc.py)
+ENV_NAMES = family_envs("gymnasium")
+REGISTERED_IDS = sorted(i for i in gym.registry if i.startswith("rldyn/Adversarial") and "DMC" not in i)
 PLAYERS = ("protagonist", "adversary")
 
 

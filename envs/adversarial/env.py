@@ -8,14 +8,14 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
-from envs.adversarial.specs import AXES, AdversarialEnvSpec, get_env_spec
+from envs.adversarial.dmc import DMControlTask
+from envs.adversarial.specs import AXES, TORQUE_AXES, AdversarialEnvSpec, get_env_spec
 from rl.common.registry import unknown_choice_error
 
 Scale = float | Mapping[str, float]
 
-PERTURBATION_KEYS = ("mass_scale", "friction_scale", "mass_bodies", "friction_bodies")
+PERTURBATION_KEYS = ("mass_scale", "friction_scale", "mass_bodies", "friction_bodies", "mass", "friction")
 
 
 def check_action(action: Any, space: spaces.Box, who: str) -> np.ndarray:
@@ -33,7 +33,11 @@ def check_action(action: Any, space: spaces.Box, who: str) -> np.ndarray:
 
 
 class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
-    """Two-player zero-sum game over a gymnasium MuJoCo v5 task (RARL, arXiv:1703.02702; QARL, arXiv:2311.01642).
+    """Two-player zero-sum game over a MuJoCo task (RARL, arXiv:1703.02702; QARL, arXiv:2311.01642).
+
+    One core, two backends chosen by the env's family: a gymnasium MuJoCo v5 task (``MujocoEnv``), or one of
+    the paper's two-player DeepMind Control tasks (:class:`envs.adversarial.dmc.DMControlTask`). Both expose the
+    raw ``MjModel``/``MjData``, ``reset(seed=...)`` and ``step(action)``; everything below is shared.
 
     The protagonist drives the robot's actuators exactly as in the wrapped task. The adversary applies
     external forces (``MjData.xfrc_applied``) to chosen bodies; its normalized action in [-1, 1] is scaled
@@ -50,7 +54,8 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
     The adversary action is ordered body-major: ``[body0_axis0, body0_axis1, body1_axis0, ...]``.
 
     ## Observation Space
-    The wrapped task's observation, unchanged.
+    The wrapped task's observation, unchanged (dm_control: the task's ``OrderedDict`` flattened in its key order,
+    :attr:`envs.adversarial.dmc.DMControlTask.obs_keys`).
 
     ## Rewards
     The protagonist receives the wrapped task's reward ``r``; the adversary receives ``-r`` (zero-sum), reported
@@ -60,12 +65,14 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
     The wrapped task's, with zero external force and the nominal model unless ``reset`` options perturb it.
 
     ## Episode End
-    Termination as in the wrapped task; truncation after ``max_episode_steps`` steps (the task's default: 1000).
+    Termination as in the wrapped task; truncation after ``max_episode_steps`` steps (gymnasium: the task's
+    default, 1000; dm_control: 500, the paper's horizon, with dm_control's own time limit disabled).
 
     ## Arguments
     - ``env``: short name (``"Hopper"``, see :data:`envs.adversarial.specs.ADVERSARIAL_ENVS`).
     - ``bodies``: bodies the adversary pushes (default: per-env, see the README table).
-    - ``axes``: world axes of the force per body; planar tasks only accept their live axes.
+    - ``axes``: world axes of the force per body (``x``, ``y``, ``z``; torques ``rx``, ``ry``, ``rz``); planar
+      tasks only accept their live axes.
     - ``force_bound``: newtons per (body, axis) for an action of magnitude 1.
     - ``max_episode_steps``: truncation horizon.
     - ``render_mode`` and any other keyword: passed to the wrapped gymnasium task (reward weights, ...).
@@ -73,7 +80,10 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
     ## Dynamics perturbations
     ``reset(options={"mass_scale": s, "friction_scale": f})`` scales body masses (and inertias, so the
     bodies keep their shape) and sliding friction of the whole model, or of ``mass_bodies`` /
-    ``friction_bodies`` only; a scale may also be a ``{body: factor}`` mapping. Every reset first restores
+    ``friction_bodies`` only; a scale may also be a ``{body: factor}`` mapping. Absolute values, as the official
+    dm_control code sets its robustness metrics: ``mass={body: kg}`` sets those bodies' masses (inertias
+    untouched, as there) and ``friction=v`` (or ``{body: v}``) the sliding friction of every geom (or of the
+    body's geoms); they apply after the scales. Every reset first restores
     the nominal model exactly, so a reset without options plays the nominal task. :meth:`set_dynamics`
     applies a perturbation without resetting; :meth:`restore_nominal` undoes it.
 
@@ -98,8 +108,14 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         **task_kwargs: Any,
     ) -> None:
         self.spec_defaults: AdversarialEnvSpec = get_env_spec(env)
-        task = gym.make(self.spec_defaults.gym_id, render_mode=render_mode, disable_env_checker=True, **task_kwargs)
-        self.task: MujocoEnv = task.unwrapped  # type: ignore[assignment]
+        # the backend: gymnasium's ``MujocoEnv`` or a ``DMControlTask``; ``Any`` so family-specific attributes
+        # (``init_qpos``, ``obs_keys``, ...) stay reachable without casts
+        self.task: Any
+        if self.spec_defaults.family == "dm_control":
+            self.task = DMControlTask(self.spec_defaults.name, render_mode=render_mode, **task_kwargs)
+        else:
+            task = gym.make(self.spec_defaults.gym_id, render_mode=render_mode, disable_env_checker=True, **task_kwargs)
+            self.task = task.unwrapped
         self.render_mode = render_mode
         self.metadata = {**self.task.metadata}
         self.model = self.task.model
@@ -115,12 +131,14 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         if not np.isfinite(self.force_bound) or self.force_bound < 0:
             raise ValueError(f"force_bound must be a finite non-negative number of newtons, got {force_bound!r}")
         self.force_limit = self.force_bound
-        horizon = max_episode_steps if max_episode_steps is not None else gym.spec(self.spec_defaults.gym_id).max_episode_steps
+        horizon = max_episode_steps if max_episode_steps is not None else self.spec_defaults.horizon
+        if horizon is None:
+            horizon = gym.spec(self.spec_defaults.gym_id).max_episode_steps
         if horizon is None or int(horizon) < 1:
             raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
         self.max_episode_steps = int(horizon)
 
-        self.protagonist_action_space: spaces.Box = self.task.action_space  # type: ignore[assignment]
+        self.protagonist_action_space: spaces.Box = self.task.action_space
         n_adv = len(self.bodies) * len(self.axes)
         self.adversary_action_space = spaces.Box(-1.0, 1.0, shape=(n_adv,), dtype=np.float32)
         pair: dict[str, spaces.Space[Any]] = {
@@ -133,11 +151,15 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         self._nominal_mass = self.model.body_mass.copy()
         self._nominal_inertia = self.model.body_inertia.copy()
         self._nominal_friction = self.model.geom_friction.copy()
-        self._force = np.zeros((len(self.bodies), 3))
-        # flat indices of the adversary's action entries (body-major) in ``_force`` and in ``xfrc_applied``,
+        # the applied wrench per body (force xyz, torque xyz); ``_force`` views its force columns
+        self._wrench = np.zeros((len(self.bodies), 6))
+        self._force = self._wrench[:, :3]
+        self._has_torque = bool((self._axis_ids >= 3).any())
+        # flat indices of the adversary's action entries (body-major) in ``_wrench`` and in ``xfrc_applied``,
         # and preallocated operands: NumPy ufuncs on tiny arrays cost less with array operands and ``out=``
-        self._force_index = (np.arange(len(self.bodies))[:, None] * 3 + self._axis_ids[None, :]).ravel()
-        self._xfrc_index = (self._body_ids[:, None] * self.data.xfrc_applied.shape[1] + self._axis_ids[None, :]).ravel()
+        self._force_index = (np.arange(len(self.bodies))[:, None] * 6 + self._axis_ids[None, :]).ravel()
+        self._xfrc = self.data.xfrc_applied  # a view of MjData's buffer (fetching the attribute builds a new view)
+        self._xfrc_index = (self._body_ids[:, None] * self._xfrc.shape[1] + self._axis_ids[None, :]).ravel()
         self._unit_low, self._unit_high = -np.ones(n_adv), np.ones(n_adv)
         self._bound_vec = np.full(n_adv, self.force_bound)
         self._force_buf = np.zeros(n_adv)
@@ -159,9 +181,9 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
     def _axis_index(self, axis: str) -> int:
         live = self.spec_defaults.live_axes
         if axis not in live:
-            dead = " (a force along it does nothing in this planar task)" if axis in AXES else ""
+            dead = " (a force along it does nothing in this planar task)" if axis in AXES + TORQUE_AXES else ""
             raise ValueError(f"axis {axis!r} is not valid for {self.spec_defaults.name}{dead}; valid axes: {list(live)}")
-        return AXES.index(axis)
+        return (AXES + TORQUE_AXES).index(axis)
 
     # ------------------------------------------------------------------ forces
     def set_force_limit(self, limit: float) -> None:
@@ -179,9 +201,9 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         np.multiply(forces, self._bound_vec, out=forces)
         if self.force_limit < self.force_bound:
             np.minimum(np.maximum(forces, -self.force_limit, out=forces), self.force_limit, out=forces)
-        self._force.put(self._force_index, forces)
-        self.data.xfrc_applied.put(self._xfrc_index, forces)
-        return self._force
+        self._wrench.put(self._force_index, forces)
+        self._xfrc.put(self._xfrc_index, forces)
+        return self._wrench
 
     # ------------------------------------------------------------------ dynamics
     def _scale_vector(self, scale: Scale, bodies: Iterable[str] | None, what: str) -> np.ndarray:
@@ -206,23 +228,44 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
                 factors[:] = factor
         return factors
 
+    def _absolute(self, value: Scale, what: str) -> list[tuple[str, float]]:
+        items = [(str(k), float(v)) for k, v in value.items()] if isinstance(value, Mapping) else [("", float(value))]
+        for body, v in items:
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{what} must be positive and finite, got {v!r}")
+            if body:
+                self.body_id(body)
+            elif what == "mass":
+                raise ValueError("mass must be a {body: kg} mapping (the mass of every body at once is not a metric)")
+        return items
+
     def set_dynamics(
         self,
         mass_scale: Scale = 1.0,
         friction_scale: Scale = 1.0,
         mass_bodies: Iterable[str] | None = None,
         friction_bodies: Iterable[str] | None = None,
+        mass: Mapping[str, float] | None = None,
+        friction: Scale | None = None,
     ) -> None:
         """Set masses, inertias and sliding friction to the nominal values times the given factors.
 
-        Factors are always relative to the nominal model, so calls do not compound.
+        Factors are always relative to the nominal model, so calls do not compound. ``mass`` (``{body: kg}``)
+        and ``friction`` (a value for every geom, or ``{body: value}``) then set absolute values.
         """
-        mass = self._scale_vector(mass_scale, mass_bodies, "mass_scale")
-        friction = self._scale_vector(friction_scale, friction_bodies, "friction_scale")
-        self.model.body_mass[:] = self._nominal_mass * mass
-        self.model.body_inertia[:] = self._nominal_inertia * mass[:, None]
+        mass_f = self._scale_vector(mass_scale, mass_bodies, "mass_scale")
+        friction_f = self._scale_vector(friction_scale, friction_bodies, "friction_scale")
+        absolute_mass = self._absolute(mass, "mass") if mass is not None else []
+        absolute_friction = self._absolute(friction, "friction") if friction is not None else []
+        self.model.body_mass[:] = self._nominal_mass * mass_f
+        self.model.body_inertia[:] = self._nominal_inertia * mass_f[:, None]
         self.model.geom_friction[:] = self._nominal_friction
-        self.model.geom_friction[:, 0] *= friction[self.model.geom_bodyid]
+        self.model.geom_friction[:, 0] *= friction_f[self.model.geom_bodyid]
+        for body, kg in absolute_mass:
+            self.model.body_mass[self.body_id(body)] = kg
+        for body, value in absolute_friction:
+            geoms = self.model.geom_bodyid == self.body_id(body) if body else slice(None)
+            self.model.geom_friction[geoms, 0] = value
 
     def restore_nominal(self) -> None:
         """Restore the nominal masses, inertias and friction exactly."""
@@ -247,7 +290,7 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
             self.set_dynamics(**options)
         obs, info = self.task.reset(seed=seed)
         self.data.xfrc_applied[:] = 0.0
-        self._force[:] = 0.0
+        self._wrench[:] = 0.0
         self._elapsed = 0
         return obs, info
 
@@ -268,7 +311,9 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
             truncated = True
         info: dict[str, Any] = task_info  # a fresh dict from the task every step: extend it rather than copy it
         info["reward_adversary"] = -float(reward)
-        info["adversary_force"] = force.copy()
+        info["adversary_force"] = force[:, :3].copy()
+        if self._has_torque:
+            info["adversary_torque"] = force[:, 3:].copy()
         return obs, reward, terminated, truncated, info
 
     def render(self) -> Any:

@@ -27,7 +27,11 @@ def make_adversarial_env(env: str = "Hopper", view: str | None = None, **kwargs:
 
 
 def register_adversarial_envs() -> list[str]:
-    """Register ``rldyn/Adversarial<Name>-v5`` for every env of the registry; returns the ids."""
+    """Register every env of the registry and return the ids.
+
+    Ids: ``rldyn/Adversarial<Name>-v5`` (gymnasium family) and ``rldyn/AdversarialDMC<Domain><Task>-v1``
+    (dm_control family, e.g. ``rldyn/AdversarialDMCWalkerWalk-v1``).
+    """
     ids = []
     for spec in ADVERSARIAL_ENVS.values():
         if spec.env_id not in gym.registry:

@@ -7,16 +7,32 @@ along the dead axis does nothing and is never offered as an action dimension.
 
 ``reward_scale`` (c) and ``random_return`` (J_rand, discounted with gamma=0.99) are properties of the
 env's reward that QARL uses to rescale its temperature range and performance threshold (qarl.md §3.3).
+Measured with ``scripts/calibrate_scales.py`` (commands and budgets in benchmarks/README.md): InvertedPendulum
+c = 1.000 (a trained SAC protagonist: 500 of 500 steps, 20 episodes) and J_rand = 4.9 ± 0.8 (20 episodes; the
+spec's 4.3 is kept, within that error). Every other c is still the spec's unmeasured estimate (Hopper 3,
+Walker2d 4.5, Ant 5, HalfCheetah 10, Humanoid 5, Swimmer 0.3); the other J_rand values are the spec's
+measurements (Humanoid and Swimmer: not measured).
 The robustness grid ranges are factors of the nominal values (qarl.md §8).
+
+Two families share this registry and the one two-player core (:class:`envs.adversarial.env.AdversarialMujocoEnv`):
+``gymnasium`` (the MuJoCo v5 tasks above) and ``dm_control`` (the paper's own two-player DeepMind Control tasks,
+:mod:`envs.adversarial.dmc`, whose facts come from the official ``*_two_players.py`` files: bodies, force axes and
+bounds, rewards in [0, 1] so QARL needs no rescaling (c = 1), the official threshold xi, and the official absolute
+robustness ranges, ``grid_absolute=True``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from envs.adversarial.dmc_specs import DMC_HORIZON, DMC_TABLE
 from rl.common.registry import lookup
 
 AXES = ("x", "y", "z")
+TORQUE_AXES = ("rx", "ry", "rz")
+"""Torques about the world axes (columns 3-5 of ``xfrc_applied``); only dm_control's quadruped uses one (``ry``)."""
+FAMILIES = ("gymnasium", "dm_control")
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,14 @@ class AdversarialEnvSpec:
         friction_factors: robustness-grid range of the friction factor (low, high).
         reward_scale: c, a competent policy's per-step reward (QARL's temperature scale).
         random_return: J_rand, a uniform random policy's discounted return (gamma=0.99).
+        family: ``gymnasium`` (``gym_id`` is the wrapped task) or ``dm_control`` (``gym_id``:
+            ``dm_control/<domain>-<task>``).
+        threshold: the official curriculum threshold xi (dm_control tasks); ``None``: derived from c and J_rand.
+        horizon: default ``max_episode_steps`` (``None``: the gymnasium task's own limit).
+        grid_absolute: the robustness ranges (``mass_factors``, ``friction_factors``) are absolute values (kg and
+            friction coefficients, as the official code sets them) rather than factors of the nominal model.
+        second_body: the second robustness metric is the mass of this body (official cartpole, pendulum, acrobot,
+            ball_in_cup, reacher); ``None``: the sliding friction of every geom.
     """
 
     name: str
@@ -48,12 +72,53 @@ class AdversarialEnvSpec:
     friction_factors: tuple[float, float]
     reward_scale: float
     random_return: float
+    family: str = "gymnasium"
+    threshold: float | None = None
+    horizon: int | None = None
+    grid_absolute: bool = False
+    second_body: str | None = None
 
     @property
     def env_id(self) -> str:
-        """The registered id, e.g. ``rldyn/AdversarialHopper-v5``."""
+        """The registered id, e.g. ``rldyn/AdversarialHopper-v5`` or ``rldyn/AdversarialDMCWalkerWalk-v1``."""
+        if self.family == "dm_control":
+            domain, task = self.gym_id.split("/", 1)[1].split("-", 1)
+            camel = "".join(part.capitalize() for part in f"{domain}_{task}".split("_"))
+            return f"rldyn/AdversarialDMC{camel}-v1"
         version = self.gym_id.rsplit("-", 1)[1]
         return f"rldyn/Adversarial{self.name}-{version}"
+
+    @property
+    def grid_labels(self) -> tuple[str, str]:
+        """What the two robustness axes set, e.g. ``("torso mass (kg)", "friction (all geoms)")``."""
+        if not self.grid_absolute:
+            return f"{self.mass_body} mass factor", "friction factor (all geoms)"
+        second = f"{self.second_body} mass (kg)" if self.second_body else "friction (all geoms)"
+        return f"{self.mass_body} mass (kg)", second
+
+    def grid_options(self, first: float, second: float, only: str | None = None) -> dict[str, Any]:
+        """Reset options of one robustness-grid cell: ``first`` on the mass axis, ``second`` on the other.
+
+        Factors (gymnasium family): scale ``mass_body``'s mass and every geom's sliding friction; ``{}`` at (1, 1).
+        Absolute values (dm_control family, as the official ``change_first_metric`` / ``change_second_metric``):
+        set ``mass_body``'s mass, and either every geom's sliding friction or ``second_body``'s mass.
+        ``only="mass"`` or ``"friction"`` (a 1-D sweep) sets that axis alone and leaves the other nominal.
+        """
+        if not self.grid_absolute:
+            first, second = (first, 1.0) if only == "mass" else (1.0, second) if only == "friction" else (first, second)
+            if first == 1.0 and second == 1.0:
+                return {}
+            return {"mass_scale": float(first), "friction_scale": float(second), "mass_bodies": [self.mass_body]}
+        mass: dict[str, float] = {} if only == "friction" else {self.mass_body: float(first)}
+        options: dict[str, Any] = {}
+        if only != "mass":
+            if self.second_body is not None:
+                mass[self.second_body] = float(second)
+            else:
+                options["friction"] = float(second)
+        if mass:
+            options["mass"] = mass
+        return options
 
 
 _XZ = ("x", "z")
@@ -107,6 +172,36 @@ ADVERSARIAL_ENVS: dict[str, AdversarialEnvSpec] = {
 }
 
 
+def _dm_control_spec(domain: str, task: str) -> AdversarialEnvSpec:
+    bodies, axes, live, bound, body1, range1, body2, range2, xi = DMC_TABLE[domain, task]
+    return AdversarialEnvSpec(
+        name=f"dmc_{domain}_{task}",
+        gym_id=f"dm_control/{domain}-{task}",
+        bodies=bodies,
+        axes=axes,
+        live_axes=live,
+        force_bound=float(bound),
+        mass_body=body1,
+        mass_factors=(float(range1[0]), float(range1[1])),
+        friction_factors=(float(range2[0]), float(range2[1])),
+        reward_scale=1.0,
+        random_return=float("nan"),
+        family="dm_control",
+        threshold=float(xi),
+        horizon=DMC_HORIZON,
+        grid_absolute=True,
+        second_body=body2,
+    )
+
+
+ADVERSARIAL_ENVS.update({f"dmc_{d}_{t}": _dm_control_spec(d, t) for d, t in DMC_TABLE})
+
+
 def get_env_spec(name: str) -> AdversarialEnvSpec:
-    """Return the spec of ``name`` (``"Hopper"``), raising a ``ValueError`` that lists the valid names."""
+    """Return the spec of ``name`` (``"Hopper"``, ``"dmc_walker_walk"``), raising a ``ValueError`` listing valid names."""
     return lookup(ADVERSARIAL_ENVS, name, "adversarial env")
+
+
+def family_envs(family: str) -> list[str]:
+    """Names of the registered envs of one family (``gymnasium`` or ``dm_control``)."""
+    return [name for name, spec in ADVERSARIAL_ENVS.items() if spec.family == family]
