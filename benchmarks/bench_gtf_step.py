@@ -13,20 +13,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from dynamics.dsr.data import load_system
 from dynamics.dsr.forcing import gtf_alpha_sequence
-from dynamics.dsr.models import ShallowPLRNN
-from dynamics.dsr.observation import IdentityObservation
+from dynamics.dsr.models import LatentModel, ShallowPLRNN
+from dynamics.dsr.observation import IdentityObservation, ObservationModel
 from dynamics.dsr.rollout import forced_rollout
 from dynamics.dsr.train import gtf_loss, sample_batch
 from dynamics.dsr.types import GTFBatch
 
 
-def eager_baseline_step(model, obs_model, batch: GTFBatch, alpha: float, optimizer) -> float:
+def eager_baseline_step(
+    model: LatentModel, obs_model: ObservationModel, batch: GTFBatch, alpha: float, optimizer: torch.optim.Optimizer
+) -> float:
     """Straightforward eager GTF step (the reference the issue asks to beat)."""
     z = obs_model.init_state(batch.obs[:, 0])
     preds = []
@@ -41,7 +45,9 @@ def eager_baseline_step(model, obs_model, batch: GTFBatch, alpha: float, optimiz
     return loss.item()
 
 
-def fused_step(model, obs_model, batch: GTFBatch, alpha: float, optimizer) -> float:
+def fused_step(
+    model: LatentModel, obs_model: ObservationModel, batch: GTFBatch, alpha: float, optimizer: torch.optim.Optimizer
+) -> float:
     """The package's step (``dynamics.dsr.train.gtf_loss`` with the fused backward, NumPy loops on CPU)."""
     a = gtf_alpha_sequence(alpha, batch.forcing.shape[1], batch.obs.device).to(batch.obs.dtype)
     loss = gtf_loss(model, obs_model, batch, a, torch.ones(model.latent_dim, device=batch.obs.device))
@@ -51,7 +57,9 @@ def fused_step(model, obs_model, batch: GTFBatch, alpha: float, optimizer) -> fl
     return loss.item()
 
 
-def fused_torch_step(model, obs_model, batch: GTFBatch, alpha: float, optimizer) -> float:
+def fused_torch_step(
+    model: LatentModel, obs_model: ObservationModel, batch: GTFBatch, alpha: float, optimizer: torch.optim.Optimizer
+) -> float:
     """The fused backward with torch-op loops (the code path used on CUDA)."""
     a = gtf_alpha_sequence(alpha, batch.forcing.shape[1], batch.obs.device).to(batch.obs.dtype)
     z1 = obs_model.init_state(batch.obs[:, 0])
@@ -63,7 +71,14 @@ def fused_torch_step(model, obs_model, batch: GTFBatch, alpha: float, optimizer)
     return loss.item()
 
 
-def time_steps(steps, model_init, make_models, batch, repeats: int, device: torch.device) -> list[float]:
+def time_steps(
+    steps: list[Callable[..., float]],
+    model_init: Any,
+    make_models: Callable[[], tuple[LatentModel, ObservationModel]],
+    batch: GTFBatch,
+    repeats: int,
+    device: torch.device,
+) -> list[float]:
     """Median time of each step function, interleaved round by round so load drifts hit all alike."""
     runs = []
     for step in steps:

@@ -1,4 +1,8 @@
-"""Run the paper's evaluation protocol on training runs: ``'runs=[runs/train_gtf/...]'``."""
+"""Run the paper's evaluation protocol on training runs: ``'runs=[runs/train_gtf/...]'``.
+
+Scores each run's last model (as the paper; ``checkpoint=best|auto`` for the selected one) on the data the run
+recorded, with the reference's float32 GMM ``D_stsp`` from 6 dimensions on (``gmm_precision=float64``: exact).
+"""
 
 import hydra
 from omegaconf import DictConfig

@@ -72,3 +72,14 @@ def test_eval_config_composes() -> None:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("eval_gtf", overrides=["runs=[a,b]"])
     assert list(cfg.runs) == ["a", "b"] and cfg.pe_steps == 20 and cfg.n_bins == 30
+    assert cfg.checkpoint == "last" and cfg.gmm_precision == "float32"  # the paper scores the last model
+
+
+@pytest.mark.parametrize("forcing", options("forcing"))
+def test_partial_forcing_defaults_to_the_reference(forcing: str) -> None:
+    assert train_cfg(f"forcing={forcing}").forcing.partial is False  # GTF settings/defaults.json: partial_forcing false
+
+
+def test_reference_options_compose() -> None:
+    cfg = train_cfg("grad_clip_norm=10", "teacher_noise=0.05", "mar_ratio=0.5", "model.obs_bias=true", "lambda_ar=1e-3")
+    assert cfg.grad_clip_norm == 10 and cfg.model.obs_bias and cfg.system.inputs_train is None

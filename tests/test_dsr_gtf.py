@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -18,8 +20,8 @@ from dynamics.dsr.types import DSRData
 ROLLOUTS = [forced_rollout, forced_rollout_autograd]
 
 
-def torch_loops(*args):
-    return forced_rollout(*args, backend="torch")  # the CUDA code path, run on the CPU
+def torch_loops(*args, **kwargs):
+    return forced_rollout(*args, backend="torch", **kwargs)  # the CUDA code path, run on the CPU
 
 
 def f64_model(name: str = "clipped_shplrnn", m: int = 3) -> torch.nn.Module:
@@ -187,6 +189,21 @@ def test_train_writes_checkpoint_and_logs(tmp_path) -> None:
     assert set(state["data_mean"].shape) == {3}  # standardisation recorded
 
 
+def test_nan_guard_message_does_not_promise_a_missing_checkpoint(tmp_path, monkeypatch, capsys) -> None:
+    real, calls = train_mod.gtf_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(train_mod, "gtf_loss", poisoned)
+    result = train_mod.train(tiny_cfg(tmp_path, eval_every=0))  # no checkpoint before the NaN in epoch 1
+    out = capsys.readouterr().out
+    assert result["nan"] == 1.0 and "no checkpoint was written" in out and "kept" not in out
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch) -> None:
     real, calls = train_mod.gtf_loss, {"n": 0}
 
@@ -239,9 +256,9 @@ def test_best_checkpoint_is_selected_on_training_data_only(tmp_path, lorenz_data
         monkeypatch.setattr(train_mod, "load_data", lambda cfg: data)
         seen: list[float] = []
 
-        def spy(model, obs_model, train, select_len):
+        def spy(model, obs_model, train, select_len, inputs=None):
             assert train is data.train  # the selection only ever sees the training series
-            seen.append(real(model, obs_model, train, select_len))
+            seen.append(real(model, obs_model, train, select_len, inputs))
             return scripted[len(seen) - 1]
 
         monkeypatch.setattr(train_mod, "selection_score", spy)
@@ -265,6 +282,7 @@ def test_best_checkpoint_is_selected_on_training_data_only(tmp_path, lorenz_data
     run_dir = tmp_path / "a" / "run"
     eval_cfg = OmegaConf.create({"runs": [str(run_dir)], "device": "cpu", "n_test": 300, "pe_steps": 5, "n_bins": 30})
     eval_cfg.merge_with({"spectrum_sigma": 20.0, "lyapunov_steps": 0, "output": str(tmp_path / "eval")})
+    eval_cfg.gmm_precision = "float32"
     picked = {}
     for choice in ["auto", "best", "last"]:
         eval_cfg.checkpoint = choice
@@ -288,3 +306,127 @@ def test_selection_score_of_a_collapsed_model_is_large(lorenz_data: DSRData) -> 
     obs = IdentityObservation(3, 3)
     bad = train_mod.selection_score(collapsed, obs, lorenz_data.train, 1000)
     assert bad > 5.0  # a point mass against the attractor scores near the metric's maximum
+
+
+def test_explog_approx_is_the_matrix_geometric_mean() -> None:
+    from scipy.linalg import expm, logm
+
+    from dynamics.dsr.forcing import jacobian_norm_kappa
+
+    torch.manual_seed(3)
+    model = ShallowPLRNN(3, 12).double()
+    with torch.no_grad():
+        model.W1.mul_(4.0)
+    states = torch.randn(3, 6, 3, dtype=torch.float64)
+    jac = model.jacobian(states).detach().numpy()
+    expected = max(
+        np.linalg.norm(expm(np.mean([logm(j) for j in jac[p]], axis=0)), 2) for p in range(3)
+    )  # Julia: opnorm(geomean(Js)) = ‖exp(mean(log, Js))‖ with matrix log/exp
+    with np.errstate(divide="ignore"):
+        elementwise = max(np.linalg.norm(np.exp(np.log(np.abs(jac[p])).mean(0)), 2) for p in range(3))
+    got = float(jacobian_norm_kappa(model, states, "explog_approx"))
+    assert got == pytest.approx(expected, rel=1e-8)
+    assert abs(got - elementwise) > 1e-3 * expected  # not the old elementwise mean
+
+
+def test_external_inputs_fused_backward_matches_autograd_and_drive_generation() -> None:
+    torch.manual_seed(0)
+    model = make_model("clipped_shplrnn", 4, hidden_dim=10, n_inputs=2).double()
+    z1 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    forcing, inputs = torch.randn(3, 12, 4, dtype=torch.float64), torch.randn(3, 12, 2, dtype=torch.float64)
+    alpha, mask = torch.full((12,), 0.3, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    weight = torch.randn(3, 12, 4, dtype=torch.float64)
+    grads = []
+    for fn in (forced_rollout_autograd, forced_rollout, torch_loops):
+        pred = fn(model, z1, forcing, alpha, mask, inputs=inputs)
+        grads.append(torch.autograd.grad((pred * weight).sum(), [z1, *model.parameters()]))
+    assert len(grads[0]) == 7 and grads[0][-1].abs().sum() > 0  # A, W1, W2, h1, h2, C: C gets a gradient
+    for ref, fused, fused_torch in zip(*grads, strict=True):
+        assert torch.allclose(fused, ref, rtol=1e-12, atol=1e-12 * ref.abs().max().item())
+        assert torch.allclose(fused_torch, ref, rtol=1e-12, atol=1e-12 * ref.abs().max().item())
+    # free run: z_{k+1} = F(z_k) + C s_{k+1}; alpha = 0 rollout equals it
+    s = torch.randn(13, 2, dtype=torch.float64)
+    run = free_run(model, z1[0].detach(), 13, s)
+    assert torch.allclose(run[5], model(run[4]) + s[5] @ model.C.T, atol=1e-12)
+    free = forced_rollout(model, z1[:1].detach(), forcing[:1], torch.zeros(12, dtype=torch.float64), mask, inputs=s[None, 1:])
+    assert torch.allclose(free[0], run[1:], atol=1e-12)
+    with pytest.raises(ValueError, match="n_inputs=2"):
+        model(z1, torch.randn(3, 5, dtype=torch.float64))
+
+
+def test_training_with_external_inputs_runs_and_scores(tmp_path, lorenz_data: DSRData, monkeypatch) -> None:
+    from dynamics.dsr.evaluate import evaluate_runs
+
+    rng = np.random.default_rng(0)
+    data = lorenz_data._replace(inputs_train=rng.standard_normal((3000, 2)), inputs_test=rng.standard_normal((1200, 2)))
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: data)
+    result = train_mod.train(tiny_cfg(tmp_path, epochs=1, keep_best=False))
+    assert np.isfinite(result["d_stsp"]) and np.isfinite(result["pe20"])
+    model, _, _, _ = train_mod.load_run(tmp_path / "run")
+    assert model.C is not None and model.C.shape == (3, 2)
+    cfg = OmegaConf.create({"runs": [str(tmp_path / "run")], "device": "cpu", "n_test": 300, "pe_steps": 5, "n_bins": 30})
+    cfg.merge_with({"spectrum_sigma": 20.0, "lyapunov_steps": 0, "output": str(tmp_path / "eval")})
+    cfg.merge_with({"checkpoint": "last", "gmm_precision": "float32"})
+    (row,) = evaluate_runs(cfg)
+    assert np.isfinite(row["d_h"]) and row["test_rows"] == 300
+
+
+def test_teacher_noise_is_fresh_per_batch_and_feeds_the_forcing() -> None:
+    obs = IdentityObservation(3, 3)
+    train_t = torch.zeros(100, 3)
+    rng = np.random.default_rng(0)
+    a = train_mod.sample_batch(train_t, obs, 4, 10, rng, noise_std=0.5)
+    b = train_mod.sample_batch(train_t, obs, 4, 10, rng, noise_std=0.5)
+    assert a.obs.std().item() == pytest.approx(0.5, rel=0.2) and not torch.equal(a.obs, b.obs)
+    assert torch.equal(a.forcing, a.obs[:, 1:])  # forcing signals come from the noisy windows
+    assert torch.equal(train_mod.sample_batch(train_t, obs, 4, 10, rng).obs, torch.zeros(4, 11, 3))
+
+
+def test_gradient_clipping_is_per_parameter() -> None:
+    p1, p2 = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    p1.grad, p2.grad = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0.3, 0.4])
+    train_mod.clip_grad_norms([p1, p2], 1.0)
+    assert torch.allclose(p1.grad, torch.tensor([0.6, 0.8, 0.0])) and torch.allclose(p2.grad, torch.tensor([0.3, 0.4]))
+
+
+def test_mar_and_ar_convergence_penalties() -> None:
+    model = make_model("plrnn", 4).double()
+    with torch.no_grad():
+        model.A.copy_(torch.tensor([0.5, 0.9, 1.2, 1.0]))
+        model.h.copy_(torch.tensor([0.0, 0.0, 3.0, 4.0]))
+    w = model._w()[2:]
+    expected = torch.tensor([-0.2, 0.0]).norm() + w.norm() + 5.0
+    assert model.mar_penalty(0.5).item() == pytest.approx(expected.item())  # last floor(0.5*4) = 2 units
+    assert model.ar_convergence_penalty().item() == pytest.approx(torch.tensor([0.2001, 1e-4]).norm().item(), rel=1e-6)
+    cfg = OmegaConf.create({"mar_ratio": 0.5, "mar_lambda": 2.0, "lambda_lat": 1.0, "lambda_obs": 0.0, "lambda_ar": 0.0})
+    obs = IdentityObservation(4, 4)
+    assert train_mod.regularization(model, obs, cfg).item() == pytest.approx(2.0 * expected.item())  # MAR replaces lat
+    cfg.mar_ratio, cfg.lambda_ar = 0.0, 3.0
+    want = model.regularization() + 3.0 * model.ar_convergence_penalty()
+    assert train_mod.regularization(model, obs, cfg).item() == pytest.approx(want.item())
+
+
+def test_training_options_run(tmp_path) -> None:
+    result = train_mod.train(
+        tiny_cfg(tmp_path, epochs=1, grad_clip_norm=1.0, teacher_noise=0.05, mar_ratio=0.5, mar_lambda=1e-3, lambda_ar=1e-2)
+    )
+    assert result["nan"] == 0.0 and np.isfinite(result["loss"])
+    with pytest.raises(ValueError, match="teacher_noise must be >= 0"):
+        train_mod.train(tiny_cfg(tmp_path, teacher_noise=-1.0))
+
+
+def test_evaluation_refuses_other_data_than_the_run_recorded(tmp_path, lorenz_data: DSRData, monkeypatch) -> None:
+    from dynamics.dsr.data import array_digest
+
+    prov = {"source": "simulate", "train_sha256": array_digest(lorenz_data.train), "inputs_sha256": [None, None]}
+    prov["test_sha256"] = array_digest(lorenz_data.test)
+    data = lorenz_data._replace(provenance=prov)
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: data)
+    train_mod.train(tiny_cfg(tmp_path, epochs=1, keep_best=False))
+    assert json.loads((tmp_path / "run" / "data.json").read_text()) == prov
+    assert train_mod.load_run(tmp_path / "run")[3]["data_provenance"] == prov
+    other = lorenz_data._replace(test=lorenz_data.test[::-1].copy())
+    other = other._replace(provenance={**prov, "test_sha256": array_digest(other.test)})
+    monkeypatch.setattr(train_mod, "load_data", lambda cfg: other)
+    with pytest.raises(ValueError, match="differ from the run's recorded data"):
+        train_mod.load_run(tmp_path / "run")

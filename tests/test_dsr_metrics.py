@@ -8,7 +8,7 @@ import torch
 
 from dynamics.dsr import metrics
 from dynamics.dsr.data import DEFAULT_DATA_DIR, REPO_ROOT, simulate
-from dynamics.dsr.evaluate import generate, median_mad
+from dynamics.dsr.evaluate import generate, median_mad, metrics_table, summarize
 from dynamics.dsr.models import ShallowPLRNN
 from dynamics.dsr.observation import IdentityObservation
 from dynamics.dsr.rollout import free_run
@@ -63,7 +63,7 @@ def test_dstsp_nan_when_everything_leaves_the_range(lorenz) -> None:
 
 def test_dh_zero_for_identical_spectra_and_positive_otherwise(lorenz) -> None:
     x = lorenz["true"]
-    assert metrics.power_spectrum_distance(x, x) == pytest.approx(0.0, abs=1e-7)
+    assert metrics.power_spectrum_distance(x, x) == 0.0  # exactly
     assert metrics.power_spectrum_distance(x, 3.0 * x + 1.0) == pytest.approx(0.0, abs=1e-7)  # z-scored first
     assert metrics.power_spectrum_distance(x, lorenz["rho22"]) > metrics.power_spectrum_distance(x, lorenz["other"]) > 0
 
@@ -110,3 +110,48 @@ def test_noise_floor_of_shared_lorenz63_data() -> None:
     assert metrics.power_spectrum_distance(test, train) == pytest.approx(0.070, abs=0.005)
     assert metrics.state_space_divergence(test, test[:10_000]) == pytest.approx(0.44, abs=0.03)
     assert metrics.state_space_divergence(test, np.broadcast_to(test.mean(0), test.shape)) == pytest.approx(16.4, abs=0.5)
+
+
+def test_dh_refuses_unequal_lengths(lorenz) -> None:
+    x = lorenz["true"]
+    with pytest.raises(ValueError, match="equal length, got 8000 and 2000"):
+        metrics.power_spectrum_distance(x, x[:2000])
+
+
+def reference_gmm_float32(x: np.ndarray, y: np.ndarray, samples: np.ndarray) -> tuple[float, int]:
+    """The GTF code's float32 GMM D_stsp written out directly (σ² = 1): densities, zero filter, mean log ratio."""
+    s, x32, y32 = samples.astype(np.float32), x.astype(np.float32), y.astype(np.float32)
+    p = np.exp(np.float32(-0.5) * ((s[:, None, :] - x32[None]) ** 2).sum(-1)).mean(1, dtype=np.float32)
+    q = np.exp(np.float32(-0.5) * ((s[:, None, :] - y32[None]) ** 2).sum(-1)).mean(1, dtype=np.float32)
+    keep = (p > 0) & (q > 0)
+    return float(np.mean(np.log(p[keep].astype(np.float64)) - np.log(q[keep].astype(np.float64)))), int((~keep).sum())
+
+
+def test_dstsp_gmm_float32_drops_underflowing_samples_as_the_reference() -> None:
+    rng = np.random.default_rng(3)
+    x = 6.0 * rng.standard_normal((400, 7))  # wide attractor
+    y = np.zeros((400, 7)) + 0.1 * rng.standard_normal((400, 7))  # a collapsed model near the centre
+    ref32 = metrics.state_space_divergence_gmm(x, y, precision="float32")
+    exact = metrics.state_space_divergence_gmm(x, y, precision="float64")
+    draw = np.random.default_rng(0)  # the function's own sample draw (seed 0)
+    samples = x[draw.integers(0, 400, 1000)] + draw.standard_normal((1000, 7))
+    expected, dropped = reference_gmm_float32(x, y, samples)
+    assert dropped > 50  # far samples underflow under the collapsed model's mixture
+    assert ref32 == pytest.approx(expected, rel=1e-4)
+    assert ref32 < 0.8 * exact  # dropping them lowers the value, as the issue reports for EEG
+    assert metrics.state_space_divergence(x, y) == ref32  # the reference behaviour is the default
+    assert metrics.state_space_divergence(x, x) == 0.0
+    with pytest.raises(ValueError, match="float32"):
+        metrics.state_space_divergence_gmm(x, y, precision="half")
+
+
+def test_summary_drops_failed_runs_whole() -> None:
+    rows = [
+        {"run": "a", "d_stsp": 1.0, "d_h": 0.1, "pe": 0.01, "lyapunov": float("nan")},
+        {"run": "b", "d_stsp": 3.0, "d_h": 0.3, "pe": 0.03, "lyapunov": float("nan")},
+        {"run": "c", "d_stsp": 2.0, "d_h": float("nan"), "pe": 0.02, "lyapunov": 0.0},  # failed: dropped whole
+    ]
+    out = summarize(rows)
+    assert out["failed"] == 1 and out["d_stsp"]["n"] == 2 and out["d_stsp"]["median"] == 2.0
+    assert out["pe"]["median"] == pytest.approx(0.02) and out["lyapunov"]["n"] == 0
+    assert "1 failed runs dropped" in metrics_table(rows)

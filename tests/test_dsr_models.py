@@ -110,3 +110,17 @@ def test_affine_observation_inverts_and_gradient_reaches_b_through_z1() -> None:
     assert not obs.forcing_signal(x).requires_grad
     obs.init_state(x).sum().backward()
     assert obs.B.grad is not None and obs.B.grad.abs().sum() > 0
+
+
+def test_affine_bias_inverts_and_is_optional() -> None:
+    torch.manual_seed(0)
+    obs = make_observation("affine", 3, 5, bias=True).double()
+    with torch.no_grad():
+        obs.b.copy_(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.allclose(obs(obs.init_state(x)), x, atol=1e-10)
+    assert torch.allclose(obs(obs.forcing_signal(x)), x, atol=1e-10)
+    assert [n for n, _ in obs.named_parameters()] == ["B", "b"]
+    assert make_observation("affine", 3, 5).b is None  # off by default, as the reference
+    with pytest.raises(ValueError, match="obs_bias"):
+        make_observation("identity", 3, 5, bias=True)

@@ -53,6 +53,8 @@ def test_train_then_eval_smoke(tmp_path: Path) -> None:
     proc = run("eval_gtf.py", f"runs=[{run_dir}]", "lyapunov_steps=200", f"output={out}", f"hydra.run.dir={tmp_path / 'e'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert len(rows) == 1 and rows[0]["test_rows"] == 600 and rows[0]["pe"] >= 0 and rows[0]["checkpoint"] == "best.pt"
-    assert "best.pt (" in proc.stdout  # the printed table says which checkpoint was scored
+    assert len(rows) == 1 and rows[0]["test_rows"] == 600 and rows[0]["pe"] >= 0 and rows[0]["checkpoint"] == "last.pt"
+    assert "last.pt (" in proc.stdout  # the printed table says which checkpoint was scored (the last, as the paper)
+    assert rows[0]["data"]["source"] == "simulate" and rows[0]["data"]["parameters"]["c"] == 5.7  # provenance
+    assert json.loads((run_dir / "data.json").read_text())["test_sha256"] == rows[0]["data"]["test_sha256"]
     assert "median ± MAD" in (out / "metrics.md").read_text()

@@ -20,13 +20,18 @@ class SystemConfig:
 
     Attributes:
         name: a key of ``dynamics/dsr/systems.json``.
-        source: ``auto`` (file if present, else simulate), ``file`` or ``simulate``.
-        data_dir: folder of the benchmark files, relative to the repository root unless absolute.
+        source: ``auto`` (file if present, else simulate with a warning), ``file`` or ``simulate``; the origin used is
+            recorded in the run (``data.json``, checkpoints) and in the metrics.
+        data_dir: folder of the benchmark files, relative to the repository root unless absolute; a folder other than
+            the default must exist and hold the files (no silent switch to simulated data).
         n_train: training rows (0: all rows of the file).
         n_test: test rows (0: all rows of the file).
         noise_std: observation noise on the training series (units of each dimension's std).
         standardize: z-score with training statistics; null: yes for simulations, no for files.
         parameters: simulator parameter overrides, by name.
+        inputs_train: ``.npy`` file (``T_train × K``, in ``data_dir`` unless absolute) of external inputs aligned
+            with the training series, or null. Gives the model the term ``C s_t`` (``K`` columns).
+        inputs_test: the same for the test series (needed with ``inputs_train``).
     """
 
     name: str = "???"
@@ -37,6 +42,8 @@ class SystemConfig:
     noise_std: float = 0.0
     standardize: bool | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    inputs_train: str | None = None
+    inputs_test: str | None = None
 
 
 @dataclass
@@ -49,6 +56,7 @@ class ModelConfig:
         hidden_dim: ``L`` (shallow PLRNNs).
         n_bases: ``B`` (dendritic PLRNNs).
         observation: ``identity`` or ``affine``.
+        obs_bias: ``affine`` with a trainable bias, ``x̂ = Bz + b`` (the reference's ``use_bias``; off by default).
     """
 
     name: str = "???"
@@ -56,6 +64,7 @@ class ModelConfig:
     hidden_dim: int = 50
     n_bases: int = 20
     observation: str = "identity"
+    obs_bias: bool = False
 
 
 @dataclass
@@ -69,7 +78,9 @@ class ForcingConfig:
         gamma: decay of α toward lower estimates.
         update_every: parameter updates between α estimates (``k``).
         tau: sparse-TF interval.
-        partial: force only the observed units (Identity with ``M > N``).
+        partial: force only the observed units (Identity with ``M > N``). Default false, as the reference
+            (``settings/defaults.json`` and every paper script): all ``M`` units are interpolated toward ``[x; 0]``.
+            No effect with the Affine model.
     """
 
     method: str = "gtf"
@@ -78,7 +89,7 @@ class ForcingConfig:
     gamma: float = 0.999
     update_every: int = 5
     tau: int = 16
-    partial: bool = True
+    partial: bool = False
 
 
 @dataclass
@@ -97,6 +108,15 @@ class GTFTrainConfig(RunConfig):
         lr_end: final learning rate.
         lambda_lat: latent regularisation weight.
         lambda_obs: observation regularisation weight.
+        lambda_ar: weight of the AR-convergence penalty ``‖relu(A − (1 − 1e-4))‖₂`` (GTF code
+            ``AR_convergence_loss``; 0: off).
+        mar_ratio: manifold-attractor regularisation: share of units (the last ``⌊ratio·M⌋``) regularised; when
+            > 0 it replaces the ``lambda_lat`` penalty, as in the reference.
+        mar_lambda: MAR weight ``λ`` of ``‖1−A_r‖₂ + ‖W_r‖₂ + ‖h_r‖₂``.
+        grad_clip_norm: clip each parameter's gradient to this norm before the optimiser (the reference's Flux
+            ``ClipNorm``, per parameter array; 0: off, the paper's setting).
+        teacher_noise: std of fresh Gaussian noise added to every training batch (the teacher signal, the targets
+            and ``x_1``; the reference's ``gaussian_noise_level``, absolute units; 0: off).
         fused_backward: use the fused forced-BPTT backward (``False``: eager autograd, the reference).
         dtype: ``float32`` or ``float64``.
         eval_every: epochs between metric evaluations, checkpoints and figures (0: only at the end).
@@ -120,6 +140,11 @@ class GTFTrainConfig(RunConfig):
     lr_end: float = 1e-6
     lambda_lat: float = 1e-5
     lambda_obs: float = 0.0
+    lambda_ar: float = 0.0
+    mar_ratio: float = 0.0
+    mar_lambda: float = 0.0
+    grad_clip_norm: float = 0.0
+    teacher_noise: float = 0.0
     fused_backward: bool = True
     dtype: str = "float32"
     eval_every: int = 25
@@ -136,23 +161,27 @@ class GTFEvalConfig(RunConfig):
 
     Attributes:
         runs: run directories (each with ``config.yaml`` and ``checkpoints/last.pt``).
-        checkpoint: ``auto`` (``best.pt`` when the run has one, else ``last.pt``), ``best``, ``last`` or a file
-            name inside ``checkpoints/``; the table says which file was scored.
+        checkpoint: ``last`` (default: the paper scores each run's last model), ``best`` (selected on training
+            data), ``auto`` (``best.pt`` when the run has one, else ``last.pt``) or a file name inside
+            ``checkpoints/``; the table says which file was scored.
         n_test: test rows used (0: all).
         pe_steps: ``n`` of ``PE(n)``.
         n_bins: bins per dimension of ``D_stsp``.
         spectrum_sigma: smoothing of ``D_H`` in frequency bins.
         lyapunov_steps: steps of the Lyapunov estimate (0: skip).
+        gmm_precision: ``D_stsp`` from 6 dimensions on: ``float32`` (the reference's float32 densities with
+            underflowing samples dropped; use it to compare with the paper) or ``float64`` (exact).
         output: where to write the table (default: the first run's ``eval/`` folder).
     """
 
     runs: list[str] = field(default_factory=list)
-    checkpoint: str = "auto"
+    checkpoint: str = "last"
     n_test: int = 0
     pe_steps: int = 20
     n_bins: int = 30
     spectrum_sigma: float = 20.0
     lyapunov_steps: int = 10_000
+    gmm_precision: str = "float32"
     output: str | None = None
 
 

@@ -3,14 +3,17 @@
 Each system's parameters, ``dt``, initial condition, files and citation live in ``systems.json``; the
 right-hand sides below take their parameters by keyword, so a renamed key fails loudly. With
 ``source=auto`` a system is read from its files when they exist and simulated otherwise, so the package
-runs with no files at all. Optional Gaussian observation noise (``noise_std``, in units of each dimension's
-standard deviation) is added to the *training* series only, as in the GTF data; standardisation uses the
-training statistics and is recorded in :class:`DSRData` for inversion.
+runs with no files at all (with a warning; the origin is recorded in ``DSRData.provenance``). Optional
+Gaussian observation noise (``noise_std``, in units of each dimension's standard deviation) is added to the
+*training* series only, as in the GTF data; standardisation uses the training statistics and is recorded in
+:class:`DSRData` for inversion.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from collections.abc import Callable
 from functools import lru_cache, partial
 from pathlib import Path
@@ -129,6 +132,35 @@ def check_series(x: np.ndarray, what: str, min_rows: int = 1) -> np.ndarray:
     return x
 
 
+def sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def array_digest(x: np.ndarray | None) -> str | None:
+    """SHA-256 of an array's float64 bytes (``None`` for ``None``): identifies the exact series a model saw."""
+    if x is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()
+
+
+def _load_inputs(folder: Path, name: str | None, rows: int, what: str) -> np.ndarray | None:
+    if not name:
+        return None
+    path = Path(name) if Path(name).is_absolute() else folder / name
+    if not path.is_file():
+        raise ValueError(f"external-inputs file {path} does not exist; set system.inputs_train/inputs_test")
+    s = np.load(path).astype(np.float64)
+    check_series(s, f"{what} inputs")
+    if s.shape[0] < rows:
+        raise ValueError(f"{what} inputs have {s.shape[0]} rows but the {what} series has {rows}; they must align")
+    return s[:rows]
+
+
 def load_system(
     name: str,
     *,
@@ -140,8 +172,15 @@ def load_system(
     standardize: bool | None = None,
     parameters: dict[str, Any] | None = None,
     seed: int = 0,
+    inputs_train: str | None = None,
+    inputs_test: str | None = None,
 ) -> DSRData:
     """Load or simulate a system's training and test series.
+
+    The data's origin is recorded in ``DSRData.provenance``: the absolute file paths and their SHA-256, or
+    ``simulate`` with the simulator's parameters and seed, plus checksums of the final arrays. With ``source=auto``
+    and no files a warning says that the series is simulated; a ``data_dir`` other than the default that does not
+    exist (or lacks the files) is an error, never a silent switch to simulated data.
 
     Args:
         name: a key of ``systems.json``.
@@ -154,28 +193,65 @@ def load_system(
             files (the benchmark files are already in the paper's units).
         parameters: simulator parameter overrides, by name.
         seed: simulation and noise seed.
+        inputs_train: ``.npy`` file of external inputs aligned with the training series (in ``data_dir`` unless
+            absolute), or ``None``.
+        inputs_test: the same for the test series (required when ``inputs_train`` is given).
     """
     spec = lookup(system_specs(), name, "system")
     check_choice(source, SOURCES, "data source")
     folder = resolve_data_dir(data_dir)
+    explicit_dir = str(data_dir) != DEFAULT_DATA_DIR
+    if explicit_dir and source != "simulate" and not folder.is_dir():
+        raise ValueError(f"system.data_dir={str(data_dir)!r} does not exist (resolved to {folder}); fix the path")
     files = spec["files"]
     have_files = files is not None and all((folder / f).exists() for f in files.values())
+    if source == "auto" and explicit_dir and files is not None and not have_files:
+        raise ValueError(
+            f"system.data_dir={str(data_dir)!r} has no {sorted(files.values())}; fix the path or use system.source=simulate"
+        )
+    provenance: dict[str, Any]
     if source == "file" or (source == "auto" and have_files):
         if not have_files:
             raise ValueError(f"no data files for {name!r} in {folder}; use system.source=simulate or set system.data_dir")
-        train = np.load(folder / files["train"]).astype(np.float64)
-        test = np.load(folder / files["test"]).astype(np.float64)
+        train_path, test_path = (folder / files["train"]).resolve(), (folder / files["test"]).resolve()
+        train = np.load(train_path).astype(np.float64)
+        test = np.load(test_path).astype(np.float64)
         train = train[:n_train] if n_train > 0 else train
         test = test[:n_test] if n_test > 0 else test
         used = "file"
+        provenance = {
+            "source": "file",
+            "train_file": str(train_path),
+            "test_file": str(test_path),
+            "train_file_sha256": sha256(train_path),
+            "test_file_sha256": sha256(test_path),
+        }
     else:
         if spec["rhs"] is None:
             raise ValueError(f"system {name!r} is file-only and its files are missing from {folder}")
+        if source == "auto":
+            warnings.warn(
+                f"no data files for {name!r} in {folder}: using SIMULATED data (recorded in the run's provenance); "
+                "set system.source=simulate to silence this or system.data_dir to use the files",
+                stacklevel=2,
+            )
+        params = {**spec["parameters"], **(parameters or {})}
         train = simulate(name, n_train, seed=seed, parameters=parameters)
         test = simulate(name, n_test, seed=seed + 10_000, parameters=parameters)
         used = "simulate"
+        provenance = {"source": "simulate", "parameters": params, "seed": seed, "dt": spec["dt"], "method": "rk4"}
     check_series(train, f"{name} training data")
     check_series(test, f"{name} test data")
+    if train.shape[1] != test.shape[1]:
+        raise ValueError(
+            f"{name}: training data has {train.shape[1]} columns but test data has {test.shape[1]}; they must match"
+        )
+    if bool(inputs_train) != bool(inputs_test):
+        raise ValueError("external inputs need both system.inputs_train and system.inputs_test (or neither)")
+    s_train = _load_inputs(folder, inputs_train, train.shape[0], "training")
+    s_test = _load_inputs(folder, inputs_test, test.shape[0], "test")
+    if s_train is not None and s_test is not None and s_train.shape[1] != s_test.shape[1]:
+        raise ValueError(f"training inputs have {s_train.shape[1]} columns but test inputs {s_test.shape[1]}")
     if noise_std > 0:
         rng = np.random.default_rng(seed + 1)
         train = train + noise_std * train.std(0) * rng.standard_normal(train.shape)
@@ -183,4 +259,29 @@ def load_system(
         standardize = used == "simulate"
     mean = train.mean(0) if standardize else np.zeros(train.shape[1])
     std = train.std(0) if standardize else np.ones(train.shape[1])
-    return DSRData(name, (train - mean) / std, (test - mean) / std, mean, std, spec["dt"], used)
+    train, test = (train - mean) / std, (test - mean) / std
+    provenance.update(
+        name=name,
+        rows=[int(train.shape[0]), int(test.shape[0])],
+        noise_std=float(noise_std),
+        standardize=bool(standardize),
+        train_sha256=array_digest(train),
+        test_sha256=array_digest(test),
+        inputs_sha256=[array_digest(s_train), array_digest(s_test)],
+    )
+    return DSRData(name, train, test, mean, std, spec["dt"], used, provenance, s_train, s_test)
+
+
+def check_provenance(data: DSRData, recorded: dict[str, Any] | None) -> None:
+    """Refuse data whose arrays differ from the run's recorded ones (a different file, length or preprocessing)."""
+    if not recorded:
+        warnings.warn("the run records no data provenance (an older run): its data cannot be verified", stacklevel=2)
+        return
+    now = data.provenance or {}
+    for key in ("train_sha256", "test_sha256", "inputs_sha256"):
+        if key in recorded and now.get(key) != recorded[key]:
+            where = recorded.get("train_file") or f"simulated {recorded.get('parameters')} seed {recorded.get('seed')}"
+            raise ValueError(
+                f"the data differ from the run's recorded data ({key} {now.get(key)} != {recorded[key]}); the run "
+                f"was trained on {where}; pass the same data (system.data_dir, n_train/n_test) to evaluate it"
+            )

@@ -30,7 +30,9 @@ FORCING_METHODS = ("gtf", "stf")
 def jacobian_norm_kappa(model: LatentModel, states: Tensor, method: str) -> Tensor:
     """``κ = max_p κ_p`` for the states ``(S, T, M)`` (Algorithm 1, the table of norms).
 
-    ``explog_approx`` uses the elementwise geometric mean of ``|J_t|`` (entries of magnitude 0 give 0).
+    ``explog_approx`` is the reference's ``opnorm(geomean(J_1..J_T))``: Julia's geometric mean of a list of
+    matrices is ``exp(mean(log, Js))`` with the *matrix* logarithm and exponential, i.e. ``‖expm(mean_t logm J_t)‖₂``
+    (principal logarithm, complex where ``J_t`` has negative eigenvalues), not an elementwise mean.
     """
     check_choice(method, ALPHA_METHODS[1:], "alpha estimation method")
     with torch.no_grad():
@@ -40,12 +42,26 @@ def jacobian_norm_kappa(model: LatentModel, states: Tensor, method: str) -> Tens
         if method == "arithmetic_mean":
             return torch.linalg.matrix_norm(jac.mean(1), 2).max()
         if method == "explog_approx":
-            geo = torch.exp(torch.log(jac.abs()).mean(1))
-            return torch.linalg.matrix_norm(geo, 2).max()
+            return torch.linalg.matrix_norm(matrix_geometric_mean(jac), 2).max().to(jac.dtype)
         norms = torch.linalg.matrix_norm(jac, 2)  # (S, T)
         if method == "batch_maximum":
             return norms.max()
         return torch.exp(torch.log(norms).mean(1)).max()  # product_upper_bound
+
+
+def matrix_logm(jac: Tensor) -> Tensor:
+    """Principal matrix logarithm of a batch ``(..., M, M)`` by eigendecomposition (complex128).
+
+    ``logm(J) = V diag(log λ) V⁻¹``; exact for diagonalisable ``J`` (generic for PLRNN Jacobians). A singular ``J``
+    gives ``-inf`` entries, as ``log`` of a singular matrix does in the reference.
+    """
+    vals, vecs = torch.linalg.eig(jac.to(torch.float64))
+    return vecs @ torch.diag_embed(torch.log(vals)) @ torch.linalg.inv(vecs)
+
+
+def matrix_geometric_mean(jac: Tensor) -> Tensor:
+    """``expm(mean_t logm J_t)`` over dimension 1 of ``(S, T, M, M)``: Julia's ``geomean`` of a vector of matrices."""
+    return torch.linalg.matrix_exp(matrix_logm(jac).mean(1))
 
 
 def estimate_alpha(model: LatentModel, states: Tensor, method: str) -> float:

@@ -2,7 +2,8 @@
 
 - :func:`state_space_divergence` (``D_stsp``): KL divergence of occupation measures, by binning (30 bins per
   dimension, range from the true data ± 0.1σ, Laplace smoothing 1e-5) below 6 dimensions and by a Gaussian-mixture
-  Monte-Carlo estimate (σ² = 1, 1000 samples, first 10⁴ points) from 6 on.
+  Monte-Carlo estimate (σ² = 1, 1000 samples, first 10⁴ points) from 6 on; the GMM densities are evaluated in float32
+  with underflowing samples dropped, as the reference does (``precision="float64"``: exact, nothing dropped).
 - :func:`power_spectrum_distance` (``D_H``): mean Hellinger distance of Gaussian-smoothed (σ = 20 bins) power
   spectra of the z-scored series.
 - :func:`prediction_error` (``PE(n)``): MSE of ``n``-step free predictions from every data-inferred start.
@@ -20,6 +21,7 @@ from scipy.special import logsumexp
 
 from dynamics.dsr.models import LatentModel
 from dynamics.dsr.observation import ObservationModel
+from rl.common.registry import check_choice
 
 
 def _as_pair(x_true: np.ndarray, x_gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,28 +78,71 @@ def _log_mixture_density(points: np.ndarray, centres: np.ndarray, var: float) ->
     return out - np.log(centres.shape[0]) - 0.5 * n * np.log(2 * np.pi * var)
 
 
+GMM_PRECISIONS = ("float32", "float64")
+
+
+def _mixture_density_float32(points: np.ndarray, centres: np.ndarray, var: float) -> np.ndarray:
+    """The reference's ``gmm_likelihood_diagonal_Σ`` in float32: ``mean_t exp(−½‖s − μ_t‖²/σ²) / σ^N``.
+
+    Terms below float32's smallest subnormal (``‖s − μ_t‖²/σ² ≳ 207``) underflow to 0, so a sample far from every
+    centre gets density exactly 0.
+    """
+    pts, mu = points.astype(np.float32), centres.astype(np.float32)
+    inv = np.float32(1.0 / var)
+    out = np.empty(pts.shape[0], dtype=np.float32)
+    m2 = np.sum(mu * mu, axis=1)
+    for i in range(0, pts.shape[0], 250):
+        p = pts[i : i + 250]
+        d2 = np.maximum(np.sum(p * p, axis=1)[:, None] - np.float32(2) * (p @ mu.T) + m2[None, :], np.float32(0))
+        out[i : i + 250] = np.exp(np.float32(-0.5) * d2 * inv).sum(1, dtype=np.float32) / np.float32(mu.shape[0])
+    return out / np.float32(np.sqrt(var) ** centres.shape[1])
+
+
 def state_space_divergence_gmm(
-    x_true: np.ndarray, x_gen: np.ndarray, var: float = 1.0, n_samples: int = 1000, max_points: int = 10_000, seed: int = 0
+    x_true: np.ndarray,
+    x_gen: np.ndarray,
+    var: float = 1.0,
+    n_samples: int = 1000,
+    max_points: int = 10_000,
+    seed: int = 0,
+    precision: str = "float32",
 ) -> float:
-    """One-sided Monte-Carlo KL between Gaussian mixtures centred on the two series (σ² = ``var``)."""
+    """One-sided Monte-Carlo KL between Gaussian mixtures centred on the two series (σ² = ``var``).
+
+    ``precision="float32"`` (default) is the reference's computation (GTF code ``stsp_measure.jl``): densities in
+    float32, samples where either density underflows to 0 dropped (``filter_outliers``). For poorly fitting models
+    many samples underflow under ``q`` and are dropped, so its values are smaller than the exact ones (EEG vs a
+    constant model: about 13 against 27); use it to compare with the paper. ``precision="float64"`` evaluates the
+    log densities exactly (log-sum-exp), so nothing underflows and no sample is dropped.
+    """
+    check_choice(precision, GMM_PRECISIONS, "GMM precision")
     x_true, x_gen = _as_pair(x_true, x_gen)
     if not np.all(np.isfinite(x_gen)):
         return float("nan")
     p_c, q_c = x_true[:max_points], x_gen[:max_points]
     rng = np.random.default_rng(seed)
     samples = p_c[rng.integers(0, p_c.shape[0], n_samples)] + np.sqrt(var) * rng.standard_normal((n_samples, p_c.shape[1]))
+    if precision == "float32":
+        p = _mixture_density_float32(samples, p_c, var)
+        q = _mixture_density_float32(samples, q_c, var)
+        keep = (p > 0) & (q > 0)
+        if not keep.any():
+            return float("nan")
+        return float(np.mean(np.log(p[keep].astype(np.float64)) - np.log(q[keep].astype(np.float64))))
     log_p = _log_mixture_density(samples, p_c, var)
     log_q = _log_mixture_density(samples, q_c, var)
     ok = np.isfinite(log_p) & np.isfinite(log_q)
     return float(np.mean(log_p[ok] - log_q[ok])) if ok.any() else float("nan")
 
 
-def state_space_divergence(x_true: np.ndarray, x_gen: np.ndarray, n_bins: int = 30, gmm_var: float = 1.0) -> float:
-    """``D_stsp``: binning for ``N < 6``, GMM Monte Carlo otherwise."""
+def state_space_divergence(
+    x_true: np.ndarray, x_gen: np.ndarray, n_bins: int = 30, gmm_var: float = 1.0, gmm_precision: str = "float32"
+) -> float:
+    """``D_stsp``: binning for ``N < 6``, GMM Monte Carlo otherwise (``gmm_precision``: see the GMM function)."""
     x_true, x_gen = _as_pair(x_true, x_gen)
     if x_true.shape[1] < 6:
         return state_space_divergence_binning(x_true, x_gen, n_bins)
-    return state_space_divergence_gmm(x_true, x_gen, gmm_var)
+    return state_space_divergence_gmm(x_true, x_gen, gmm_var, precision=gmm_precision)
 
 
 def smoothed_spectrum(x: np.ndarray, sigma: float = 20.0) -> np.ndarray:
@@ -112,31 +157,46 @@ def smoothed_spectrum(x: np.ndarray, sigma: float = 20.0) -> np.ndarray:
 
 
 def power_spectrum_distance(x_true: np.ndarray, x_gen: np.ndarray, sigma: float = 20.0) -> float:
-    """``D_H``: mean over dimensions of the Hellinger distance of smoothed spectra (equal lengths expected)."""
+    """``D_H``: mean over dimensions of the Hellinger distance ``‖√p − √q‖₂/√2`` of smoothed spectra.
+
+    The two series must have the same length (``D_H`` depends on it; the reference asserts equal sizes).
+    """
     x_true, x_gen = _as_pair(x_true, x_gen)
+    if x_true.shape[0] != x_gen.shape[0]:
+        raise ValueError(
+            f"D_H needs series of equal length, got {x_true.shape[0]} and {x_gen.shape[0]} rows; "
+            "generate as many steps as the reference series has"
+        )
     if not np.all(np.isfinite(x_gen)):
         return float("nan")
-    n = min(x_true.shape[0], x_gen.shape[0])
-    p, q = smoothed_spectrum(x_true[:n], sigma), smoothed_spectrum(x_gen[:n], sigma)
-    bc = np.sum(np.sqrt(p * q), axis=0)
-    return float(np.mean(np.sqrt(np.clip(1.0 - bc, 0.0, None))))
+    p, q = smoothed_spectrum(x_true, sigma), smoothed_spectrum(x_gen, sigma)
+    return float(np.mean(np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=0) / 2.0)))
 
 
 @torch.no_grad()
 def prediction_error(
-    model: LatentModel, obs_model: ObservationModel, x: np.ndarray, n: int = 20, chunk: int = 20_000
+    model: LatentModel,
+    obs_model: ObservationModel,
+    x: np.ndarray,
+    n: int = 20,
+    chunk: int = 20_000,
+    inputs: np.ndarray | None = None,
 ) -> float:
-    """``PE(n)``: from ``init_state(x_t)`` for every ``t ≤ T − n``, ``n`` free steps; MSE against ``x_{t+n}``."""
+    """``PE(n)``: from ``init_state(x_t)`` for every ``t ≤ T − n``, ``n`` free steps; MSE against ``x_{t+n}``.
+
+    With external ``inputs`` (aligned with ``x``), step ``k`` from start ``t`` uses ``s_{t+k}`` (reference).
+    """
     if x.shape[0] <= n:
         raise ValueError(f"PE({n}) needs more than {n} rows, got {x.shape[0]}")
     param = next(model.parameters())
     xt = torch.as_tensor(np.asarray(x), dtype=param.dtype, device=param.device)
+    st = None if inputs is None else torch.as_tensor(np.asarray(inputs), dtype=param.dtype, device=param.device)
     total, count = 0.0, 0
     for i in range(0, xt.shape[0] - n, chunk):
         j = min(i + chunk, xt.shape[0] - n)
         z = obs_model.init_state(xt[i:j])
-        for _ in range(n):
-            z = model(z)
+        for k in range(1, n + 1):
+            z = model(z, None if st is None else st[i + k : j + k])
         total += float((obs_model(z) - xt[i + n : j + n]).square().sum())
         count += (j - i) * xt.shape[1]
     return total / count

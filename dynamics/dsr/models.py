@@ -43,13 +43,42 @@ class LatentModel(nn.Module):
 
     Args:
         latent_dim: ``M``.
+        n_inputs: ``K`` external inputs (the term ``C s``; 0: none).
     """
 
-    def __init__(self, latent_dim: int) -> None:
+    A: Tensor
+
+    def __init__(self, latent_dim: int, n_inputs: int = 0) -> None:
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        if n_inputs < 0:
+            raise ValueError(f"n_inputs must be >= 0, got {n_inputs}")
         self.latent_dim = latent_dim
+        self.n_inputs = n_inputs
+        self.C: nn.Parameter | None = None
+
+    def _init_inputs(self) -> None:
+        """``C`` (``M×K``, Glorot-uniform, as ``Flux.glorot_uniform``) for ``K = n_inputs`` external inputs."""
+        if self.n_inputs:
+            bound = math.sqrt(6.0 / (self.latent_dim + self.n_inputs))
+            self.C = nn.Parameter(_uniform((self.latent_dim, self.n_inputs), bound))
+
+    def drive(self, s: Tensor) -> Tensor:
+        """The external-input term ``C s`` for inputs ``(..., K)``: ``F(z, s) = F(z) + C s``."""
+        if self.C is None:
+            raise ValueError("this model has no external inputs (n_inputs=0) but inputs were given")
+        if s.shape[-1] != self.n_inputs:
+            raise ValueError(f"inputs have {s.shape[-1]} columns, the model expects n_inputs={self.n_inputs}")
+        return s @ self.C.T
+
+    def dynamics_parameters(self) -> list[nn.Parameter]:
+        """The parameters of ``F(z)`` (all but ``C``), in ``parameters()`` order: what the fused backward handles."""
+        return [p for p in self.parameters() if p is not self.C]
+
+    def input_penalty(self) -> Tensor:
+        """``‖C‖²`` (0 without inputs), part of the latent regularisation."""
+        return self.C.square().sum() if self.C is not None else torch.zeros(())
 
     def jacobian(self, z: Tensor) -> Tensor:
         """Analytic ``dF/dz`` at ``z``: ``(..., M) -> (..., M, M)``."""
@@ -94,6 +123,25 @@ class LatentModel(nn.Module):
         """Sum of squares of ``(1 - A)`` and the weights and biases (Sec. 5: pulls A toward 1)."""
         raise NotImplementedError
 
+    def mar_terms(self, n_reg: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The three blocks that manifold-attractor regularisation pulls to 0 for the last ``n_reg`` units."""
+        raise NotImplementedError
+
+    def mar_penalty(self, ratio: float) -> Tensor:
+        """Manifold-attractor regularisation over the last ``⌊ratio·M⌋`` units (GTF code ``mar_loss``).
+
+        ``‖1−A_r‖₂ + ‖W_r‖₂ + ‖h_r‖₂`` (norms, not squares; Schmidt et al. 2021).
+        """
+        n_reg = math.floor(ratio * self.latent_dim)
+        terms = self.mar_terms(max(n_reg, 1))
+        if n_reg == 0:
+            return terms[0].sum() * 0.0
+        return terms[0].norm() + terms[1].norm() + terms[2].norm()
+
+    def ar_convergence_penalty(self, eps: float = 1e-4) -> Tensor:
+        """``‖relu(A − (1 − ε))‖₂`` (GTF code ``AR_convergence_loss``): keeps the entries of ``A`` below 1."""
+        return torch.relu(self.A - (1.0 - eps)).norm()
+
 
 class ShallowPLRNN(LatentModel):
     """Shallow PLRNN ``z_t = A⊙z + W1 relu(W2 z + h2) + h1`` and its clipped version (Hess et al. 2023, Eq. 6-7).
@@ -107,8 +155,8 @@ class ShallowPLRNN(LatentModel):
         clipped: use the clipped bracket (the paper's default model).
     """
 
-    def __init__(self, latent_dim: int, hidden_dim: int, clipped: bool = True) -> None:
-        super().__init__(latent_dim)
+    def __init__(self, latent_dim: int, hidden_dim: int, clipped: bool = True, n_inputs: int = 0) -> None:
+        super().__init__(latent_dim, n_inputs)
         if hidden_dim < 1:
             raise ValueError(f"hidden_dim must be >= 1, got {hidden_dim}")
         self.hidden_dim = hidden_dim
@@ -120,14 +168,16 @@ class ShallowPLRNN(LatentModel):
         self.h1 = nn.Parameter(torch.zeros(latent_dim))
         h2 = _uniform((hidden_dim,), 1.0 / math.sqrt(hidden_dim)) if clipped else torch.zeros(hidden_dim)
         self.h2 = nn.Parameter(h2)
+        self._init_inputs()
 
-    def forward(self, z: Tensor) -> Tensor:
-        """One step of the map."""
+    def forward(self, z: Tensor, s: Tensor | None = None) -> Tensor:
+        """One step of the map, ``+ C s`` with external inputs ``s``."""
         u = z @ self.W2.T
         phi = torch.relu(u + self.h2)
         if self.clipped:
             phi = phi - torch.relu(u)
-        return torch.addcmul(self.h1, self.A, z) + phi @ self.W1.T
+        out = torch.addcmul(self.h1, self.A, z) + phi @ self.W1.T
+        return out if s is None else out + self.drive(s)
 
     def vjp_cache(self, z: Tensor) -> Tensor:
         """``1[W2z > −h2] (− 1[W2z > 0])``, shape ``(..., L)``."""
@@ -188,7 +238,7 @@ class ShallowPLRNN(LatentModel):
 
     def param_grads_np(self, x: np.ndarray, adjoint: np.ndarray, p: dict[str, Any]) -> list[np.ndarray] | None:
         """Closed-form parameter gradients over all ``(S·T)`` steps at once: ``A, W1, W2, h1, h2``."""
-        if not all(q.requires_grad for q in self.parameters()):
+        if not all(q.requires_grad for q in self.dynamics_parameters()):
             return None
         xf, gf = x.reshape(-1, x.shape[-1]), adjoint.reshape(-1, x.shape[-1])
         u = p["_u"].reshape(xf.shape[0], -1) if "_u" in p else xf @ p["W2T"]
@@ -212,11 +262,16 @@ class ShallowPLRNN(LatentModel):
         return self.A.abs().max() + torch.linalg.matrix_norm(self.W1, 2) * torch.linalg.matrix_norm(self.W2, 2)
 
     def regularization(self) -> Tensor:
-        """``Σ(1−A)² + ‖W1‖² + ‖W2‖² + ‖h1‖² + ‖h2‖²``."""
+        """``Σ(1−A)² + ‖W1‖² + ‖W2‖² + ‖h1‖² + ‖h2‖² + ‖C‖²``."""
         return sum(
             (p.square().sum() for p in (self.W1, self.W2, self.h1, self.h2)),
-            start=(1 - self.A).square().sum(),
+            start=(1 - self.A).square().sum() + self.input_penalty(),
         )
+
+    def mar_terms(self, n_reg: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(1 − A_r, W1_r, h1_r)`` of the last ``n_reg`` units (MAR; ``W1`` rows stand in for the PLRNN's ``W``)."""
+        r = slice(self.latent_dim - n_reg, self.latent_dim)
+        return 1 - self.A[r], self.W1[r], self.h1[r]
 
 
 class PLRNN(LatentModel):
@@ -235,8 +290,8 @@ class PLRNN(LatentModel):
 
     offdiag: Tensor
 
-    def __init__(self, latent_dim: int, n_bases: int = 0, clipped: bool = False) -> None:
-        super().__init__(latent_dim)
+    def __init__(self, latent_dim: int, n_bases: int = 0, clipped: bool = False, n_inputs: int = 0) -> None:
+        super().__init__(latent_dim, n_inputs)
         if n_bases < 0:
             raise ValueError(f"n_bases must be >= 0, got {n_bases}")
         if clipped and n_bases == 0:
@@ -251,6 +306,7 @@ class PLRNN(LatentModel):
         if n_bases:
             self.alpha = nn.Parameter(_uniform((n_bases,), 1.0 / math.sqrt(n_bases)))
             self.H = nn.Parameter(torch.randn(latent_dim, n_bases))
+        self._init_inputs()
 
     def _w(self) -> Tensor:
         return self.W * self.offdiag
@@ -263,9 +319,10 @@ class PLRNN(LatentModel):
             phi = phi - self.alpha.sum() * torch.relu(z)
         return phi
 
-    def forward(self, z: Tensor) -> Tensor:
-        """One step of the map."""
-        return torch.addcmul(self.h, self.A, z) + self._phi(z) @ self._w().T
+    def forward(self, z: Tensor, s: Tensor | None = None) -> Tensor:
+        """One step of the map, ``+ C s`` with external inputs ``s``."""
+        out = torch.addcmul(self.h, self.A, z) + self._phi(z) @ self._w().T
+        return out if s is None else out + self.drive(s)
 
     def vjp_cache(self, z: Tensor) -> Tensor:
         """``φ'(z)``, shape ``(..., M)``."""
@@ -329,20 +386,27 @@ class PLRNN(LatentModel):
         return self.A.abs().max() + torch.linalg.matrix_norm(self._w(), 2) * slope
 
     def regularization(self) -> Tensor:
-        """``Σ(1−A)² + ‖W‖² + ‖h‖²``."""
-        return (1 - self.A).square().sum() + self._w().square().sum() + self.h.square().sum()
+        """``Σ(1−A)² + ‖W‖² + ‖h‖² (+ ‖α‖²) + ‖C‖²`` (the reference's ``regularize``)."""
+        out = (1 - self.A).square().sum() + self._w().square().sum() + self.h.square().sum() + self.input_penalty()
+        return out + self.alpha.square().sum() if self.n_bases else out
+
+    def mar_terms(self, n_reg: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``(1 − A_r, W_r, h_r)`` of the last ``n_reg`` units (manifold-attractor regularisation)."""
+        r = slice(self.latent_dim - n_reg, self.latent_dim)
+        return 1 - self.A[r], self._w()[r], self.h[r]
 
 
 MODEL_NAMES = ("plrnn", "dendplrnn", "clipped_dendplrnn", "shplrnn", "clipped_shplrnn")
 
 
-def make_model(name: str, latent_dim: int, hidden_dim: int = 50, n_bases: int = 20) -> LatentModel:
-    """Build a latent model by name (one of ``MODEL_NAMES``)."""
+def make_model(name: str, latent_dim: int, hidden_dim: int = 50, n_bases: int = 20, n_inputs: int = 0) -> LatentModel:
+    """Build a latent model by name (one of ``MODEL_NAMES``); ``n_inputs`` adds the external-input term ``C s``."""
+    k = n_inputs
     builders = {
-        "plrnn": lambda: PLRNN(latent_dim),
-        "dendplrnn": lambda: PLRNN(latent_dim, n_bases=n_bases),
-        "clipped_dendplrnn": lambda: PLRNN(latent_dim, n_bases=n_bases, clipped=True),
-        "shplrnn": lambda: ShallowPLRNN(latent_dim, hidden_dim, clipped=False),
-        "clipped_shplrnn": lambda: ShallowPLRNN(latent_dim, hidden_dim, clipped=True),
+        "plrnn": lambda: PLRNN(latent_dim, n_inputs=k),
+        "dendplrnn": lambda: PLRNN(latent_dim, n_bases=n_bases, n_inputs=k),
+        "clipped_dendplrnn": lambda: PLRNN(latent_dim, n_bases=n_bases, clipped=True, n_inputs=k),
+        "shplrnn": lambda: ShallowPLRNN(latent_dim, hidden_dim, clipped=False, n_inputs=k),
+        "clipped_shplrnn": lambda: ShallowPLRNN(latent_dim, hidden_dim, clipped=True, n_inputs=k),
     }
     return lookup(builders, name, "model")()

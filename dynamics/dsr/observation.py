@@ -2,8 +2,8 @@
 
 - :class:`IdentityObservation` (``M ≥ N``): ``x̂ = z[:N]``, forcing ``ẑ = [x; 0]``, ``z_1 = [x_1; L x_1]`` with a
   trainable ``L`` (Glorot-uniform) when ``M > N``.
-- :class:`AffineObservation`: ``x̂ = B z`` (no bias; ``B`` kaiming-normal, std √(2/M)), ``ẑ = pinv(B) x``,
-  ``z_1 = pinv(B) x_1``.
+- :class:`AffineObservation`: ``x̂ = B z`` (optional bias ``b``, off by default; ``B`` kaiming-normal, std √(2/M)),
+  ``ẑ = pinv(B) x``, ``z_1 = pinv(B) x_1``.
 """
 
 from __future__ import annotations
@@ -93,24 +93,35 @@ class IdentityObservation(ObservationModel):
 
 
 class AffineObservation(ObservationModel):
-    """``x̂ = B z`` with ``ẑ = pinv(B) x``."""
+    """``x̂ = B z (+ b)`` with ``ẑ = pinv(B)(x − b)``.
 
-    def __init__(self, obs_dim: int, latent_dim: int) -> None:
+    The bias ``b`` (zeros at init, trainable) is optional, off by default as in the reference
+    (``Affine(N, M; use_bias=false)``).
+    """
+
+    b: Tensor | None
+
+    def __init__(self, obs_dim: int, latent_dim: int, bias: bool = False) -> None:
         super().__init__(obs_dim, latent_dim)
         self.B = nn.Parameter(torch.randn(obs_dim, latent_dim) * math.sqrt(2.0 / latent_dim))
+        self.b = nn.Parameter(torch.zeros(obs_dim)) if bias else None
 
     def forward(self, z: Tensor) -> Tensor:
-        """``B z``."""
-        return z @ self.B.T
+        """``B z + b``."""
+        out = z @ self.B.T
+        return out if self.b is None else out + self.b
+
+    def _centred(self, x: Tensor) -> Tensor:
+        return x if self.b is None else x - self.b
 
     def init_state(self, x: Tensor) -> Tensor:
-        """``pinv(B) x``."""
-        return x @ torch.linalg.pinv(self.B).T
+        """``pinv(B)(x − b)``."""
+        return self._centred(x) @ torch.linalg.pinv(self.B).T
 
     def forcing_signal(self, x: Tensor) -> Tensor:
-        """``pinv(B) x`` without a graph."""
+        """``pinv(B)(x − b)`` without a graph."""
         with torch.no_grad():
-            return x @ torch.linalg.pinv(self.B).T
+            return self._centred(x) @ torch.linalg.pinv(self.B).T
 
     def regularization(self) -> Tensor:
         """``(1 − s_max/s_min)²`` of ``B``'s singular values."""
@@ -121,7 +132,11 @@ class AffineObservation(ObservationModel):
 OBSERVATION_NAMES = ("identity", "affine")
 
 
-def make_observation(name: str, obs_dim: int, latent_dim: int) -> ObservationModel:
-    """Build an observation model by name (one of ``OBSERVATION_NAMES``)."""
+def make_observation(name: str, obs_dim: int, latent_dim: int, bias: bool = False) -> ObservationModel:
+    """Build an observation model by name (one of ``OBSERVATION_NAMES``); ``bias`` is for ``affine`` only."""
     cls = lookup({"identity": IdentityObservation, "affine": AffineObservation}, name, "observation model")
+    if cls is AffineObservation:
+        return AffineObservation(obs_dim, latent_dim, bias=bias)
+    if bias:
+        raise ValueError("model.obs_bias=true needs model.observation=affine (the identity model has no bias)")
     return cls(obs_dim, latent_dim)

@@ -32,17 +32,22 @@ def _weights(alpha: Tensor, mask: Tensor) -> Tensor:
     return alpha.unsqueeze(-1) * mask
 
 
-def _forward_numpy(model: LatentModel, z1: Tensor, forcing: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+def _forward_numpy(
+    model: LatentModel, z1: Tensor, forcing: Tensor, weights: Tensor, drive: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """CPU forward loop in NumPy (zero-copy views); returns the step inputs ``z̃`` and predictions."""
     p = model.numpy_params()
     f = forcing.detach().contiguous().numpy()
     w = weights.detach().contiguous().numpy()
+    d = None if drive is None else drive.detach().contiguous().numpy()
     z = z1.detach().numpy().copy()
     inputs = np.empty_like(f)
     preds = np.empty_like(f)
     for k in range(f.shape[1]):
         inputs[:, k] = z
         pred = model.step_np(z, p)
+        if d is not None:
+            pred += d[:, k]
         preds[:, k] = pred
         z = f[:, k] - pred
         z *= w[k]
@@ -80,11 +85,18 @@ class _ForcedRollout(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, model: LatentModel, use_numpy: bool, z1: Tensor, forcing: Tensor, weights: Tensor, *params: Tensor
+        ctx: Any,
+        model: LatentModel,
+        use_numpy: bool,
+        z1: Tensor,
+        forcing: Tensor,
+        weights: Tensor,
+        drive: Tensor | None,
+        *params: Tensor,
     ) -> Tensor:
         s, t, m = forcing.shape
         if use_numpy:
-            inputs, preds = _forward_numpy(model, z1, forcing, weights)
+            inputs, preds = _forward_numpy(model, z1, forcing, weights, drive)
         else:
             inputs = forcing.new_empty((s, t, m))
             preds = forcing.new_empty((s, t, m))
@@ -92,10 +104,13 @@ class _ForcedRollout(torch.autograd.Function):
             for k in range(t):
                 inputs[:, k] = z
                 pred = model(z)
+                if drive is not None:
+                    pred = pred + drive[:, k].detach()
                 preds[:, k] = pred
                 z = torch.lerp(pred, forcing[:, k], weights[k])
         ctx.model = model
         ctx.use_numpy = use_numpy
+        ctx.has_drive = drive is not None
         ctx.save_for_backward(inputs, weights)
         return preds
 
@@ -119,15 +134,22 @@ class _ForcedRollout(torch.autograd.Function):
                     adjoint[:, k] = g
                     g_tilde = model.vjp_step(g, cache[k])
         if param_grads is None:
-            params = [p for p in model.parameters() if p.requires_grad]
+            params = [p for p in model.dynamics_parameters() if p.requires_grad]
             with torch.enable_grad():
                 out = model(inputs.detach())
                 param_grads = torch.autograd.grad(out, params, adjoint, allow_unused=True)
-        return (None, None, g_tilde, None, None, *param_grads)
+        # z_k = F(z̃_{k-1}) + d_k, so the gradient of the input drive d_k is the prediction's adjoint
+        return (None, None, g_tilde, None, None, adjoint if ctx.has_drive else None, *param_grads)
 
 
 def forced_rollout(
-    model: LatentModel, z1: Tensor, forcing: Tensor, alpha: Tensor, mask: Tensor, backend: str = "auto"
+    model: LatentModel,
+    z1: Tensor,
+    forcing: Tensor,
+    alpha: Tensor,
+    mask: Tensor,
+    backend: str = "auto",
+    inputs: Tensor | None = None,
 ) -> Tensor:
     """Forced rollout with the fused backward.
 
@@ -138,6 +160,7 @@ def forced_rollout(
         alpha: forcing strength per step ``(T,)`` in [0, 1].
         mask: forced units ``(M,)``.
         backend: loops in ``numpy`` (CPU only), ``torch`` (any device), or ``auto`` (NumPy on CPU).
+        inputs: external inputs ``(S, T, K)`` of steps ``2..T+1`` (``z_t = F(z̃_{t−1}) + C s_t``), or ``None``.
 
     Returns:
         Pre-forcing predictions ``(S, T, M)``.
@@ -146,40 +169,47 @@ def forced_rollout(
     use_numpy = backend == "numpy" or (backend == "auto" and forcing.device.type == "cpu")
     if use_numpy and forcing.device.type != "cpu":
         raise ValueError(f"backend='numpy' needs CPU tensors, got device {forcing.device}; use backend='auto' or 'torch'")
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.dynamics_parameters() if p.requires_grad]
     weights = _weights(alpha, mask).to(forcing)
-    out: Tensor = _ForcedRollout.apply(model, use_numpy, z1, forcing.detach(), weights, *params)
+    drive = None if inputs is None else model.drive(inputs)
+    out: Tensor = _ForcedRollout.apply(model, use_numpy, z1, forcing.detach(), weights, drive, *params)
     return out
 
 
-def forced_rollout_autograd(model: LatentModel, z1: Tensor, forcing: Tensor, alpha: Tensor, mask: Tensor) -> Tensor:
+def forced_rollout_autograd(
+    model: LatentModel, z1: Tensor, forcing: Tensor, alpha: Tensor, mask: Tensor, inputs: Tensor | None = None
+) -> Tensor:
     """The same rollout as :func:`forced_rollout`, differentiated by eager autograd (reference)."""
     w = _weights(alpha, mask).to(forcing)
     z = z1
     preds = []
     for k in range(forcing.shape[1]):
-        pred = model(z)
+        pred = model(z, None if inputs is None else inputs[:, k])
         preds.append(pred)
         z = (1 - w[k]) * pred + w[k] * forcing[:, k]
     return torch.stack(preds, dim=1)
 
 
-def free_run(model: LatentModel, z1: Tensor, steps: int) -> Tensor:
+def free_run(model: LatentModel, z1: Tensor, steps: int, inputs: Tensor | None = None) -> Tensor:
     """Generate ``steps`` states without forcing; the first returned state is ``z1`` itself.
 
     Args:
         model: the latent model.
         z1: ``(..., M)`` initial state(s).
         steps: trajectory length including ``z1``.
+        inputs: external inputs ``(..., ≥ steps, K)`` aligned with the states: step ``k`` uses ``inputs[..., k, :]``
+            (the reference's ``Z[t] = F(Z[t−1], S[t])``), or ``None``.
 
     Returns:
         ``(..., steps, M)``.
     """
+    if inputs is not None and inputs.shape[-2] < steps:
+        raise ValueError(f"{steps} generated steps need as many input rows, got {inputs.shape[-2]}")
     out = z1.new_empty((*z1.shape[:-1], steps, z1.shape[-1]))
     with torch.no_grad():
         z = z1
         for k in range(steps):
             out[..., k, :] = z
             if k + 1 < steps:
-                z = model(z)
+                z = model(z, None if inputs is None else inputs[..., k + 1, :])
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from torch import Tensor
@@ -14,10 +14,12 @@ class GTFBatch(NamedTuple):
     Attributes:
         obs: observed windows, ``(S, T + 1, N)``; ``obs[:, 0]`` initialises the latent state.
         forcing: data-inferred latent states for steps ``2..T+1``, ``(S, T, M)``, outside the autodiff graph.
+        inputs: external inputs for steps ``2..T+1``, ``(S, T, K)``, or ``None``.
     """
 
     obs: Tensor
     forcing: Tensor
+    inputs: Tensor | None = None
 
 
 class RolloutResult(NamedTuple):
@@ -43,6 +45,10 @@ class DSRData(NamedTuple):
         std: per-dimension scale divided by (ones when not standardised).
         dt: sampling interval in the system's time unit, or ``None`` if unknown.
         source: ``file`` or ``simulate``.
+        provenance: where the data came from (file paths and SHA-256 checksums, or the simulator's parameters and
+            seed) and checksums of the final arrays; recorded in every run and its metrics.
+        inputs_train: external inputs ``(T_train, K)`` aligned with ``train``, or ``None``.
+        inputs_test: external inputs ``(T_test, K)`` aligned with ``test``, or ``None``.
     """
 
     name: str
@@ -52,6 +58,9 @@ class DSRData(NamedTuple):
     std: np.ndarray
     dt: float | None
     source: str
+    provenance: dict[str, Any] | None = None
+    inputs_train: np.ndarray | None = None
+    inputs_test: np.ndarray | None = None
 
 
 class Metrics(NamedTuple):
