@@ -17,7 +17,7 @@ from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 from rl.qarl.sgld import SGLD, LangevinNoiseSchedule
 from rl.qarl.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.trainer import QARLTrainer
-from tests.qarl_helpers import tiny_cfg
+from tests.qarl_helpers import assert_same_state, tiny_cfg
 
 NEW_ALGOS = ["mixedne_ld", "cat", "qarl_linear", "qarl_point", "qarl_single", "qarl_homogeneous"]
 
@@ -257,23 +257,6 @@ def test_each_new_algo_trains_and_loads(tmp_path, algo):
         assert attacked is not None and attacked.predict(obs)[0].shape == (1,)
 
 
-def same_state(a, b, where=""):
-    if isinstance(a, th.Tensor):
-        assert th.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for key in a:
-            same_state(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), f"{where}: {a!r} != {b!r}"
-
-
 @pytest.mark.parametrize("algo", ["mixedne_ld", "cat"])
 def test_action_adversaries_resume_exactly(tmp_path, algo):
     """Adversary policy, SGLD state and noise, and CAT's budget schedule continue bit for bit from a checkpoint."""
@@ -298,7 +281,7 @@ def test_action_adversaries_resume_exactly(tmp_path, algo):
         assert other.protagonist.actor.optimizer.param_groups[0]["noise"] < 1e-3
     else:
         assert straight["algo"]["cat_budget"]["iteration"] == 3 and other.protagonist.attack.budget == 0.5
-    same_state(a["modules"], b["modules"], "modules")
-    same_state(a["variables"], b["variables"], "variables")
-    same_state(a["buffer"], b["buffer"], "buffer")
-    same_state(straight["algo"], resumed["algo"], "algo")
+    assert_same_state(a["modules"], b["modules"], "modules")
+    assert_same_state(a["variables"], b["variables"], "variables")
+    assert_same_state(a["buffer"], b["buffer"], "buffer")
+    assert_same_state(straight["algo"], resumed["algo"], "algo")

@@ -17,7 +17,7 @@ from rl.qarl.checkpoint import load_resume_state
 from rl.qarl.config import register_configs
 from rl.qarl.setup import command_line_changes, merge_resume_config
 from rl.qarl.trainer import PhaseCallback, QARLTrainer
-from tests.qarl_helpers import CONFIGS, tiny_cfg
+from tests.qarl_helpers import CONFIGS, assert_same_state, tiny_cfg
 
 N = 4  # iterations of the bar test: N straight vs N/2, interrupt mid-iteration, resume, N/2 more
 
@@ -25,23 +25,6 @@ N = 4  # iterations of the bar test: N straight vs N/2, interrupt mid-iteration,
 def final_state(run):
     name = (run / "checkpoints" / "latest").read_text().strip()
     return name, load_resume_state(run / "checkpoints" / name)
-
-
-def assert_same_tensors(a, b, where=""):
-    if isinstance(a, th.Tensor):
-        assert th.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for key in a:
-            assert_same_tensors(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_tensors(x, y, f"{where}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), f"{where}: {a!r} != {b!r}"
 
 
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch):
@@ -83,9 +66,9 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, monkeypatch):
     for player in ("protagonist", "adversary"):
         a, b = straight["agents"][player], resumed["agents"][player]
         assert a["sb3"]["_n_updates"] > 0
-        assert_same_tensors(a["modules"], b["modules"], player)  # actor, critics, targets, optimisers
-        assert_same_tensors(a["variables"], b["variables"], player)  # learned temperature
-        assert_same_tensors(a["buffer"], b["buffer"], player)
+        assert_same_state(a["modules"], b["modules"], player)  # actor, critics, targets, optimisers
+        assert_same_state(a["variables"], b["variables"], player)  # learned temperature
+        assert_same_state(a["buffer"], b["buffer"], player)
     assert straight["teacher"] == resumed["teacher"]
     assert straight["trainer"]["protagonist_steps"] == resumed["trainer"]["protagonist_steps"]
 

@@ -111,15 +111,9 @@ class MixedNESAC(QARLSAC):
 
     # ------------------------------------------------------------------ learning
     def _adversary_entropy_coefficient(self, log_prob: th.Tensor, update_actor: bool) -> th.Tensor:
-        ent_coef = th.exp(self.adversary_log_ent_coef.detach())
-        if update_actor:
-            assert isinstance(self.target_entropy, float)
-            loss = -(self.adversary_log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-            self._check_finite("adversary_ent_coef_loss", loss)
-            self.adversary_ent_coef_optimizer.zero_grad()
-            loss.backward()
-            self.adversary_ent_coef_optimizer.step()
-        return ent_coef
+        return self._learned_temperature(
+            self.adversary_log_ent_coef, self.adversary_ent_coef_optimizer, log_prob, update_actor, "adversary_ent_coef_loss"
+        )
 
     def _min_q(self, observations: th.Tensor, actions: th.Tensor) -> th.Tensor:
         q = th.cat(self.critic(observations, actions), dim=1)

@@ -89,15 +89,21 @@ class QARLSAC(SAC):
         """The entropy coefficient for this batch, (1,) or (B, 1); updates the learned one if due."""
         if self.ent_coef_optimizer is None or self.log_ent_coef is None:
             return self.ent_coef_tensor
-        ent_coef = th.exp(self.log_ent_coef.detach())
+        return self._learned_temperature(self.log_ent_coef, self.ent_coef_optimizer, log_prob, update_actor, "ent_coef_loss")
+
+    def _learned_temperature(
+        self, log_coef: th.Tensor, optimizer: th.optim.Optimizer, log_prob: th.Tensor, update_actor: bool, name: str
+    ) -> th.Tensor:
+        """SAC's learned temperature exp(log_coef) for this batch (taken before the step); steps it if due."""
+        coef = th.exp(log_coef.detach())
         if update_actor:
             assert isinstance(self.target_entropy, float)
-            ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-            self._check_finite("ent_coef_loss", ent_coef_loss)
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            self.ent_coef_optimizer.step()
-        return ent_coef
+            loss = -(log_coef * (log_prob + self.target_entropy).detach()).mean()
+            self._check_finite(name, loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return coef
 
     def _check_finite(self, name: str, value: th.Tensor) -> float:
         scalar = float(value.item())
