@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch as th
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from stable_baselines3 import SAC
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from envs.adversarial.env import AdversarialMujocoEnv
 from rl.qarl import NotARunError, load_policies, train
+from rl.qarl.best_response import AttackSettings, Greedy, attacker_view, train_attacker
 from rl.qarl.eval_config import register_configs
 from rl.qarl.evaluation import perturbation_options, run_episodes
 from rl.qarl.robustness import (
@@ -231,3 +236,111 @@ def test_evaluate_config_and_bad_runs(qarl_run, tmp_path):
     results, errors = evaluate(cfg)
     assert [r.run for r in results] == [str(good.resolve())] and (good / "robustness" / "robustness.json").exists()
     assert list(errors) == [str(broken.resolve())] and "no finished checkpoint" in errors[str(broken.resolve())]
+
+
+# ------------------------------------------------------------------------------------------ issue 12: attack, sweeps
+TINY_ATTACK = dict(steps=120, snapshots=(60,), learning_starts=30, batch_size=16, net_arch=(16,), seed=3)
+
+
+@pytest.fixture(scope="module")
+def sac_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sac_run")
+    train(tiny_cfg(root, "algo=sac", "budget.iterations=1"))
+    return root
+
+
+def test_best_response_for_sac_trained_once_then_reused(sac_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(sac_run, run)
+    kw = dict(grid_size=1, eval_episodes=2, seed=5, workers=1, progress=False, sweep_size=0, horizon=20)
+    first = evaluate_run(run, attack="both", best_response=AttackSettings(**TINY_ATTACK), **kw)
+    assert first.adversary_returns is None and first.return_vs_adversary is None  # sac has no co-trained adversary
+    assert sorted(first.best_response_returns) == [60, 120] and all(len(v) == 2 for v in first.best_response_returns.values())
+    folder = Path(first.best_response_dir)
+    assert folder.parent == run / "best_response" and (folder / "settings.json").exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("adversary_*.zip")}
+    assert sorted(stamps) == ["adversary_120.zip", "adversary_60.zip"]
+    ea = EventAccumulator(str(folder / "tensorboard"))
+    ea.Reload()
+    assert {"best_response/protagonist_return", "best_response/budget"} <= set(ea.Tags()["scalars"])
+    assert ea.Scalars("best_response/budget")[0].value == 120
+    # the reported returns are the frozen protagonist's against the saved attacker, on the best_response seeds
+    policies = load_policies(run)
+    game = AdversarialMujocoEnv("InvertedPendulum", max_episode_steps=20)
+    attacker = Greedy(SAC.load(folder / "adversary_120.zip"))  # the temperature-0 limit: its greedy action
+    direct = run_episodes(game, policies.protagonist, "none", episode_seeds(5, "best_response", 0, 0, 2), adversary=attacker)
+    assert first.best_response_returns[120] == list(direct.returns) == first.to_json()["best_response_returns"]["120"]
+    # a second evaluation reuses the attackers (same settings, budget and protagonist checkpoint)
+    second = evaluate_run(run, attack="best_response", best_response=AttackSettings(**TINY_ATTACK), **kw)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("adversary_*.zip")} == stamps
+    assert second.best_response_returns == first.best_response_returns
+    # the attacker saved at 60 steps of the longer run is the one a 60-step budget trains
+    short = dict(TINY_ATTACK, steps=60, snapshots=())
+    game = AdversarialMujocoEnv("InvertedPendulum", max_episode_steps=20)
+    paths = train_attacker(attacker_view(game, policies.protagonist, "none"), AttackSettings(**short), tmp_path / "short")
+    a, b = SAC.load(paths[60]).policy.state_dict(), SAC.load(folder / "adversary_60.zip").policy.state_dict()
+    assert all(th.equal(a[k], b[k]) for k in a)
+
+
+def test_attacker_settings_and_config_errors(qarl_run, tmp_path):
+    with pytest.raises(ValueError, match=r"best_response.steps"):
+        AttackSettings(steps=0)
+    with pytest.raises(ValueError, match=r"snapshots must lie in \[1, steps=10\]"):
+        AttackSettings(steps=10, snapshots=(20,))
+    with pytest.raises(ValueError, match=r"best_response.ent_coef"):
+        AttackSettings(ent_coef="auto_x")
+    with pytest.raises(ValueError, match=r"best_response.ent_coef"):
+        AttackSettings(ent_coef=-0.1)
+    cfg = eval_cfg(f"run={qarl_run}", "attack=best_response", "best_response.ent_coef=hot", "progress=false")
+    with pytest.raises(ValueError, match=r"best_response.ent_coef must be a number"):
+        evaluate(cfg)
+    cfg = eval_cfg(f"run={qarl_run}", "attack=worst", "progress=false")
+    with pytest.raises(ValueError, match="valid choices"):
+        evaluate(cfg)
+    cfg = eval_cfg(f"run={qarl_run}", "attack=best_response", "best_response.learning_rate=-1", "progress=false")
+    with pytest.raises(ValueError, match=r"best_response\.learning_rate"):
+        evaluate(cfg)
+    with pytest.raises(ValueError, match="sweep_size must be a non-negative integer"):
+        evaluate(eval_cfg(f"run={qarl_run}", "sweep_size=-1", "progress=false"))
+    assert not (qarl_run / "best_response").exists()  # nothing was created
+    assert eval_cfg(f"run={qarl_run}").sweep_size == 11
+
+
+def test_sweeps_and_hparams(qarl_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(qarl_run, run)
+    kw = dict(grid_size=1, eval_episodes=1, seed=2, workers=1, progress=False, horizon=20)
+    result = evaluate_run(run, sweep_size=3, sweep_episodes=2, mass_range=[0.5, 1.5], friction_range=[0.5, 1.5], **kw)
+    assert result.sweep_factors == {"mass": [0.5, 1.0, 1.5], "friction": [0.5, 1.0, 1.5]}
+    assert all(len(r) == 2 for name in ("mass", "friction") for r in result.sweep_returns[name])
+    policies = load_policies(run)
+    game = AdversarialMujocoEnv("InvertedPendulum", max_episode_steps=20)
+    heavy = run_episodes(
+        game,
+        policies.protagonist,
+        "temperature",
+        episode_seeds(2, "sweep_mass", 0, 0, 2),
+        None,
+        perturbation_options(0.5, 1.0, ["pole"]),
+    )
+    assert result.sweep_returns["mass"][0] == list(heavy.returns)
+    nominal = run_episodes(game, policies.protagonist, "temperature", episode_seeds(2, "sweep_friction", 1, 0, 2))
+    assert result.sweep_returns["friction"][1] == list(nominal.returns)
+    assert result.sweep_average("mass") == pytest.approx(np.mean([np.mean(r) for r in result.sweep_returns["mass"]]))
+    paths = write_results(result, tmp_path / "out")
+    data = json.loads(paths["json"].read_text())
+    assert data["sweep_mean"]["mass"][0] == pytest.approx(np.mean(heavy.returns))
+    rows = paths["sweeps_csv"].read_text().strip().splitlines()
+    assert len(rows) == 1 + 2 * 3 * 2 and paths["sweeps"].read_bytes()[:4] == b"\x89PNG"
+    log_to_tensorboard(result, OmegaConf.create({"sweep_size": 3, "attack": "co_trained"}))
+    ea = EventAccumulator(str(run / "tensorboard" / "hparams_robustness"))
+    ea.Reload()
+    content = ea.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in content
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["algo.name"].string_value == "qarl" and session.hparams["eval.sweep_size"].number_value == 3
+    assert ea.Scalars("robustness/sweep_mass_average")[0].value == pytest.approx(result.sweep_average("mass"))
+    # training wrote its own session (config + final eval/ values) when it completed its budget
+    ea = EventAccumulator(str(run / "tensorboard" / "hparams"))
+    ea.Reload()
+    assert "_hparams_/session_start_info" in ea.PluginTagToContent("hparams") and "eval/return_nominal" in ea.Tags()["scalars"]

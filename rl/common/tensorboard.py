@@ -26,3 +26,45 @@ def config_as_markdown(cfg: DictConfig | dict[str, Any]) -> str:
 def log_config(writer: SummaryWriter, cfg: DictConfig | dict[str, Any], tag: str = "config") -> None:
     """Log the resolved config as text at step 0."""
     writer.add_text(tag, config_as_markdown(cfg), global_step=0)
+
+
+def flatten_config(cfg: DictConfig | dict[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+    """A nested config as ``{"a.b": value}`` with values TensorBoard's HParams accept (lists and ``None`` as text)."""
+    node = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    assert isinstance(node, dict)
+    flat: dict[str, bool | int | float | str] = {}
+    for key, value in node.items():
+        name = f"{prefix}{key!s}"
+        if isinstance(value, dict):
+            flat |= flatten_config(value, name + ".")
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_hparams(logdir: str | Path, cfg: DictConfig | dict[str, Any], metrics: dict[str, float]) -> Path:
+    """Write one TensorBoard HParams session into ``logdir``: the flattened config and the final ``metrics``.
+
+    The metrics are also written as scalars (step 0) in the same folder, which the HParams dashboard reads. The
+    folder holds one session: event files of an earlier call are removed first (the latest values replace them).
+
+    Returns:
+        ``logdir``.
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    for old in logdir.glob("events.out.tfevents.*"):
+        old.unlink()
+    finite = {k: float(v) for k, v in metrics.items() if v is not None and float(v) == float(v)}
+    experiment, start, end = hparams(flatten_config(cfg), finite)
+    with SummaryWriter(log_dir=str(logdir)) as writer:
+        file_writer = writer._get_file_writer()
+        for summary in (experiment, start, end):
+            file_writer.add_summary(summary)
+        for key, value in finite.items():
+            writer.add_scalar(key, value, 0)
+    return logdir

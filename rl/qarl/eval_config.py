@@ -1,4 +1,4 @@
-"""Config schemas of ``scripts/eval_robustness.py`` and ``scripts/report_qarl.py`` (Hydra ConfigStore)."""
+"""Config schemas of ``scripts/eval_robustness.py``, ``report_qarl.py`` and ``calibrate_scales.py`` (ConfigStore)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,40 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from rl.common.config import RunConfig
+from rl.common.config import EnvConfig, RunConfig
+
+
+@dataclass
+class BestResponseConfig:
+    """The fresh adversary of ``attack=best_response`` (plain SB3 SAC, see :mod:`rl.qarl.best_response`).
+
+    Attributes:
+        steps: its training budget (env steps against the frozen protagonist).
+        snapshots: smaller budgets saved along the way and evaluated too (how stable is the number?).
+        ent_coef: its entropy temperature while training: a number (fixed) or ``auto`` / ``auto_<init>``
+            (SB3's learned temperature; default ``auto_0.005``, as the official code's SAC agents; a fixed 0 was
+            measured to stop exploring too early, see benchmarks/README.md).
+        deterministic: attack with its greedy action (the temperature-0 adversary); ``false``: sampled actions.
+        learning_starts: random-action steps before the first update.
+        batch_size: SAC batch size.
+        learning_rate: actor and critic learning rate.
+        net_arch: hidden layers (``null``: 256, 256).
+        train_freq: env steps between updates.
+        gradient_steps: gradient steps per update.
+        seed: its seed (it is reused when trained with the same settings before).
+    """
+
+    steps: int = 20_000
+    snapshots: list[int] = field(default_factory=list)
+    ent_coef: str = "auto_0.005"
+    deterministic: bool = True
+    learning_starts: int = 1000
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    net_arch: list[int] | None = None
+    train_freq: int = 1
+    gradient_steps: int = 1
+    seed: int = 0
 
 
 @dataclass
@@ -25,8 +58,14 @@ class EvalRobustnessConfig(RunConfig):
         workers: processes (``null``: all cores).
         mp_context: multiprocessing start method (``fork``, ``forkserver``, ``spawn``).
         out: results folder (``null``: ``<run>/robustness``); with several runs, ``<out>/<run name>``.
-        tensorboard: also log the summaries and heatmap to the run's TensorBoard.
+        tensorboard: also log the summaries and heatmap to the run's TensorBoard (and an HParams session).
         progress: show the progress bar.
+        attack: ``co_trained`` (the run's own adversary at temperature 0, the paper's protocol; "n/a" for methods
+            without a force adversary), ``best_response`` (a fresh SAC adversary trained against the frozen
+            protagonist, for every method), ``both`` or ``none``.
+        best_response: settings of that adversary.
+        sweep_size: points of each 1-D sweep of mass and friction (the spec: 11; 0: none).
+        sweep_episodes: episodes per sweep point (``null``: ``episodes_per_cell``).
     """
 
     run: str = "???"
@@ -42,6 +81,10 @@ class EvalRobustnessConfig(RunConfig):
     out: str | None = None
     tensorboard: bool = True
     progress: bool = True
+    attack: str = "co_trained"
+    best_response: BestResponseConfig = field(default_factory=BestResponseConfig)
+    sweep_size: int = 11
+    sweep_episodes: int | None = None
 
 
 @dataclass
@@ -55,8 +98,12 @@ class ReportQARLConfig(RunConfig):
             skipped with a warning), ``tensorboard`` (the last ``eval/`` scalars; no grid average) or ``auto``
             (the JSON when present, else TensorBoard).
         confidence: the confidence level of the Student-t interval.
-        curve_tags: TensorBoard scalars drawn as learning curves (x: training env steps).
+        curve_tags: TensorBoard scalars drawn as learning curves (x: protagonist env steps).
         curve_points: points of the common step grid the seeds are interpolated on.
+        include_unfinished: also report runs without ``done.json`` (marked unfinished); by default they are
+            skipped and listed.
+        bootstrap_reps: resamples of rliable's stratified bootstrap.
+        primary_metric: the metric of the probability-of-improvement table and the second performance profile.
     """
 
     runs: list[str] = field(default_factory=lambda: ["runs/train_qarl"])
@@ -65,10 +112,57 @@ class ReportQARLConfig(RunConfig):
     confidence: float = 0.95
     curve_tags: list[str] = field(default_factory=lambda: ["eval/return_nominal", "eval/return_vs_adversary"])
     curve_points: int = 50
+    include_unfinished: bool = False
+    bootstrap_reps: int = 2000
+    primary_metric: str = "grid_average"
+
+
+@dataclass
+class CalibrateScalesConfig(RunConfig):
+    """``scripts/calibrate_scales.py``: measure c and J_rand of a gymnasium env (specs/qarl.md §3.3, evidence 8).
+
+    Attributes:
+        env: the env (``env=Hopper``: the ``configs/env/`` group, as for training; only its name is used).
+        protagonist_run: a ``train_qarl`` run whose protagonist is used (``null``: train a plain SAC one here).
+        protagonist_steps: training budget of that plain SAC protagonist (env steps).
+        protagonist_dir: where it is trained and checkpointed (``null``: ``runs/calibration/<env>/protagonist_s<seed>``,
+            shared by later calls, which reuse or continue it).
+        net_arch: its hidden layers.
+        learning_starts: its random-action steps before learning.
+        checkpoint_every: env steps between its checkpoints (with the replay buffer).
+        horizon: episode truncation (the paper: 500).
+        episodes: evaluation episodes for c.
+        random_episodes: episodes for J_rand.
+        gamma: discount of J_rand.
+        rationality: also run the rationality check (adversaries at the means of p0 and mu).
+        rationality_steps: each of those adversaries' training budget.
+        rationality_net_arch: their hidden layers.
+        progress: show progress bars.
+    """
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    protagonist_run: str | None = None
+    protagonist_steps: int = 50_000
+    protagonist_dir: str | None = None
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    learning_starts: int = 5000
+    checkpoint_every: int = 10_000
+    horizon: int = 500
+    episodes: int = 20
+    random_episodes: int = 20
+    gamma: float = 0.99
+    rationality: bool = False
+    rationality_steps: int = 10_000
+    rationality_net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    progress: bool = False
 
 
 def register_configs() -> None:
-    """Store the schemas of ``eval_robustness`` and ``report_qarl`` in Hydra's ConfigStore."""
+    """Store the schemas of ``eval_robustness``, ``report_qarl`` and ``calibrate_scales`` in Hydra's ConfigStore."""
+    from rl.common.config import register_configs as register_common
+
+    register_common()  # the env group's base_env
     cs = ConfigStore.instance()
     cs.store(name="base_eval_robustness", node=EvalRobustnessConfig)
     cs.store(name="base_report_qarl", node=ReportQARLConfig)
+    cs.store(name="base_calibrate_scales", node=CalibrateScalesConfig)

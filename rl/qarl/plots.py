@@ -18,6 +18,27 @@ if TYPE_CHECKING:
     from rl.qarl.robustness import RobustnessResult
 
 
+MAX_TICKS = 5
+
+
+def set_factor_ticks(axis: Any, factors: Sequence[float], max_ticks: int = MAX_TICKS) -> None:
+    """At most ``max_ticks`` evenly spread cell ticks (first and last included), small and, on x, slanted.
+
+    Eleven ``.2g`` labels on a 4-inch panel ran into each other ("0.280.460.64..."); five fit any panel width
+    the report uses.
+    """
+    n = len(factors)
+    if n == 0:
+        return
+    ticks = sorted({round(float(k)) for k in np.linspace(0, n - 1, min(n, max_ticks))})
+    axis.set_ticks(ticks, labels=[f"{factors[k]:.3g}" for k in ticks])
+    axis.set_tick_params(labelsize=7)
+    if axis.axis_name == "x":
+        for label in axis.get_ticklabels():
+            label.set_rotation(30)
+            label.set_horizontalalignment("right")
+
+
 def draw_heatmap(
     ax: Axes,
     grid: np.ndarray,
@@ -35,9 +56,7 @@ def draw_heatmap(
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     for axis, factors in ((ax.xaxis, friction_factors), (ax.yaxis, mass_factors)):
-        step = max(1, len(factors) // 6)
-        ticks = list(range(0, len(factors), step))
-        axis.set_ticks(ticks, labels=[f"{factors[k]:.2g}" for k in ticks])
+        set_factor_ticks(axis, factors)
     if len(friction_factors) and len(mass_factors):
         inside = [min(f) <= 1.0 <= max(f) for f in (friction_factors, mass_factors)]
         if all(inside):
@@ -56,4 +75,20 @@ def heatmap_figure(result: RobustnessResult) -> Figure:
     title = f"{result.env} {result.algo} seed {result.seed}: grid mean {result.grid_average:.1f}"
     image = draw_heatmap(ax, result.grid_mean, result.mass_factors, result.friction_factors, title, result.mass_body)
     fig.colorbar(image, ax=ax, label="return")
+    return fig
+
+
+def sweep_figure(result: RobustnessResult) -> Figure:
+    """The 1-D sweeps of one run: mean return against the mass factor and against the friction factor."""
+    names = list(result.sweep_factors)
+    fig, axes = plt.subplots(
+        1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.4), layout="constrained", squeeze=False
+    )
+    for ax, name in zip(axes[0], names, strict=False):
+        ax.plot(result.sweep_factors[name], result.sweep_mean(name), marker="o")
+        ax.axvline(1.0, color="red", lw=0.8, ls=":")
+        what = f"mass factor ({result.mass_body})" if name == "mass" else "friction factor (all geoms)"
+        ax.set_xlabel(what)
+        ax.set_ylabel("return")
+        ax.set_title(f"{result.env} {result.algo} seed {result.seed}: {name} sweep", fontsize=9)
     return fig

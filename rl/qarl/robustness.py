@@ -3,9 +3,13 @@
 For each run the protagonist is evaluated (sampled actions, undiscounted returns, :func:`rl.qarl.evaluation.run_episodes`)
 
 * on the nominal model with zero force (``eval_episodes`` episodes),
-* against its co-trained adversary at temperature 0 (no fresh worst-case adversary is trained, as in the paper),
+* against its co-trained adversary at temperature 0 (``attack=co_trained``, the paper's protocol; "n/a" for methods
+  without a force adversary),
+* against a fresh best-response adversary trained against the frozen protagonist (``attack=best_response``,
+  :mod:`rl.qarl.best_response`; beyond the paper's protocol, and the same for every method including ``sac``),
 * on an ``n x n`` grid of mass factor (of the env's ``mass_body``) x friction factor (sliding friction of every
-  geom), factors of the nominal model over the per-env ranges of :mod:`envs.adversarial.specs`, with no adversary.
+  geom), factors of the nominal model over the per-env ranges of :mod:`envs.adversarial.specs`, with no adversary,
+* on the spec's 1-D sweeps: ``sweep_size`` values of each factor over the same range, the other one nominal.
 
 Every episode is a separate piece of work with its own seed, derived from ``(seed, kind, i, j)`` with NumPy's
 ``SeedSequence``, so results do not depend on the number of workers or on the order in which they finish. The work
@@ -24,7 +28,7 @@ import os
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,13 +37,18 @@ from omegaconf import DictConfig
 
 from envs.adversarial.demo import make_game
 from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.specs import get_env_spec
 from rl.common.registry import check_choice
+from rl.qarl.best_response import AttackSettings, Greedy, get_attackers, settings_from_config
 from rl.qarl.checkpoint import NotARunError, QARLPolicies, find_run, glob_run_dirs, load_policies
-from rl.qarl.evaluation import perturbation_options, run_episodes
+from rl.qarl.evaluation import run_episodes
 from rl.qarl.modes import resolve_mode
 
-KINDS = ("nominal", "adversary", "grid")
+# appended kinds keep the seeds of the older ones unchanged
+KINDS = ("nominal", "adversary", "grid", "best_response", "sweep_mass", "sweep_friction")
+ATTACKS = ("co_trained", "best_response", "both", "none")
+SWEEPS = {"sweep_mass": "mass", "sweep_friction": "friction"}
 
 
 class Grid(NamedTuple):
@@ -100,16 +109,50 @@ class TaskResult(NamedTuple):
     cpu_seconds: float = 0.0
 
 
-def make_tasks(grid: Grid, episodes_per_cell: int, eval_episodes: int, seed: int, adversary: bool) -> list[Task]:
-    """All work of one run: nominal and adversary episodes one per task (they are long), then the grid cells."""
+def sweep_values(
+    env: str, size: int, mass_range: Sequence[float] | None = None, friction_range: Sequence[float] | None = None
+) -> dict[str, np.ndarray]:
+    """The 1-D sweeps (specs/qarl.md §8): ``size`` values of each grid axis over its range (``{}`` for 0)."""
+    if int(size) < 0:
+        raise ValueError(f"sweep_size must be a non-negative integer, got {size!r}")
+    if int(size) == 0:
+        return {}
+    axes = make_grid(env, int(size), mass_range, friction_range)
+    return {"mass": axes.mass_factors, "friction": axes.friction_factors}
+
+
+def make_tasks(
+    grid: Grid,
+    episodes_per_cell: int,
+    eval_episodes: int,
+    seed: int,
+    adversary: bool,
+    attackers: int = 0,
+    sweeps: dict[str, np.ndarray] | None = None,
+    sweep_episodes: int = 1,
+) -> list[Task]:
+    """All work of one run.
+
+    Nominal, co-trained-adversary and best-response episodes are one task each (they are long; the best-response
+    episodes of every attacker budget ``j`` share the seeds ``(best_response, k)``), then the grid cells, then the
+    1-D sweep points.
+    """
     tasks: list[Task] = []
     for kind in ("nominal", "adversary") if adversary else ("nominal",):
         seeds = episode_seeds(seed, kind, 0, 0, eval_episodes)
         tasks += [Task(kind, k, 0, 1.0, 1.0, (int(s),)) for k, s in enumerate(seeds)]
+    for j in range(int(attackers)):
+        seeds = episode_seeds(seed, "best_response", 0, 0, eval_episodes)
+        tasks += [Task("best_response", k, j, 1.0, 1.0, (int(s),)) for k, s in enumerate(seeds)]
     for i, mass in enumerate(grid.mass_factors):
         for j, friction in enumerate(grid.friction_factors):
             seeds = episode_seeds(seed, "grid", i, j, episodes_per_cell)
             tasks.append(Task("grid", i, j, float(mass), float(friction), tuple(int(s) for s in seeds)))
+    for kind, name in SWEEPS.items():
+        for i, value in enumerate((sweeps or {}).get(name, ())):
+            seeds = episode_seeds(seed, kind, i, 0, sweep_episodes)
+            mass, friction = (float(value), 1.0) if name == "mass" else (1.0, float(value))
+            tasks.append(Task(kind, i, 0, mass, friction, tuple(int(s) for s in seeds)))
     return tasks
 
 
@@ -168,12 +211,24 @@ def find_runs(patterns: str | Sequence[str]) -> list[Path]:
 class Evaluator:
     """Policies and game of one run, loaded once per worker; runs :class:`Task` s."""
 
-    def __init__(self, run_dir: str | Path, horizon: int | None = None, device: str = "cpu") -> None:
-        self.key = (str(run_dir), horizon, device)
+    def __init__(
+        self,
+        run_dir: str | Path,
+        horizon: int | None = None,
+        device: str = "cpu",
+        attackers: Sequence[str] = (),
+        greedy_attackers: bool = True,
+    ) -> None:
+        from stable_baselines3 import SAC
+
+        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers)
+        self.greedy_attackers = greedy_attackers
         self.policies: QARLPolicies = load_policies(run_dir, device=device)
+        self.attackers: list[Any] = [SAC.load(path, device=device) for path in attackers]
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
-        self.mass_body = get_env_spec(cfg.env.name).mass_body
+        self.spec = get_env_spec(cfg.env.name)
+        self.mass_body = self.spec.mass_body
         env_cfg = dict(cfg.env)
         env_cfg["max_episode_steps"] = int(horizon if horizon is not None else cfg.budget.horizon)
         self.game: AdversarialMujocoEnv = make_game(env_cfg)
@@ -184,15 +239,23 @@ class Evaluator:
                 f"the protagonist of {run_dir} observes shape {got}, but env={cfg.env.name} with algo={cfg.algo.name} "
                 f"gives ({expected},): the run's config does not match its checkpoint"
             )
+        adversary = self.policies.adversary
+        # a force adversary acts on the game's adversary space (MixedNE-LD's and CAT's perturb actions instead)
+        self.force_adversary = adversary is not None and adversary.action_space.shape == self.game.adversary_action_space.shape
 
     def __call__(self, task: Task) -> TaskResult:
         """Run one task; an exception is returned as the task's error, not raised."""
         start, cpu = time.perf_counter(), time.process_time()
         try:
-            adversary = self.policies.adversary if task.kind == "adversary" else None
-            perturbation = (
-                perturbation_options(task.mass_factor, task.friction_factor, [self.mass_body]) if task.kind == "grid" else None
-            )
+            adversary: SupportsPredict | None = {"adversary": self.policies.adversary}.get(task.kind)
+            if task.kind == "best_response":
+                adversary = self.attackers[task.j]
+                if self.greedy_attackers:
+                    adversary = Greedy(adversary)
+            perturbed = task.kind == "grid" or task.kind in SWEEPS
+            # factors of the nominal model (gymnasium envs) or the official absolute values (dm_control envs)
+            only = SWEEPS.get(task.kind)
+            perturbation = self.spec.grid_options(task.mass_factor, task.friction_factor, only) if perturbed else None
             out = run_episodes(self.game, self.policies.protagonist, self.mode.context, task.seeds, adversary, perturbation)
             return TaskResult(
                 task,
@@ -211,16 +274,16 @@ _WORKER: Evaluator | None = None
 _WORKER_ERROR: str | None = None
 
 
-def _init_worker(run_dir: str, horizon: int | None, device: str) -> None:
+def _init_worker(run_dir: str, horizon: int | None, device: str, attackers: tuple[str, ...] = (), greedy: bool = True) -> None:
     """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
     global _WORKER, _WORKER_ERROR
     import torch as th
 
     th.set_num_threads(1)
-    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device):
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy):
         return
     try:
-        _WORKER = Evaluator(run_dir, horizon, device)
+        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy)
     except Exception as e:  # reported by every task rather than respawning the worker forever
         _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
 
@@ -240,16 +303,22 @@ def run_tasks(
     mp_context: str = "fork",
     progress: bool = True,
     desc: str = "grid",
+    attackers: Sequence[str] = (),
+    evaluator: Evaluator | None = None,
+    greedy_attackers: bool = True,
 ) -> list[TaskResult]:
     """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
 
-    The policies are loaded here first, so that a broken run fails once with a clear message (not once per
-    task); forked workers inherit that copy, other start methods load their own in the pool initializer.
+    The policies are loaded here first (or ``evaluator`` is given), so that a broken run fails once with a clear
+    message (not once per task); forked workers inherit that copy, other start methods load their own in the pool
+    initializer.
     """
     from tqdm.auto import tqdm
 
     global _WORKER
-    evaluator = Evaluator(str(run_dir), horizon, device)
+    attackers = tuple(str(a) for a in attackers)
+    if evaluator is None:
+        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers)
     results: list[TaskResult] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     try:
@@ -261,7 +330,8 @@ def run_tasks(
         else:
             _WORKER = evaluator
             ctx = mp.get_context(mp_context)
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(str(run_dir), horizon, device)) as pool:
+            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers)
+            with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
                     results.append(result)
                     bar.update(1)
@@ -295,6 +365,13 @@ class RobustnessResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     env_steps_evaluated: int = 0
+    attack: str = "co_trained"
+    best_response_steps: int | None = None
+    best_response_returns: dict[int, list[float]] | None = None  # attacker budget -> episode returns
+    best_response_dir: str | None = None
+    best_response_settings: dict[str, Any] | None = None
+    sweep_factors: dict[str, list[float]] = field(default_factory=dict)  # "mass"/"friction" -> values
+    sweep_returns: dict[str, list[list[float]]] = field(default_factory=dict)  # -> [point] -> episode returns
 
     @property
     def return_nominal(self) -> float:
@@ -307,6 +384,28 @@ class RobustnessResult:
         if self.adversary_returns is None:
             return None
         return float(np.mean(self.adversary_returns)) if self.adversary_returns else float("nan")
+
+    @property
+    def return_vs_best_response(self) -> float | None:
+        """Mean return against the best-response adversary at the main budget (``None`` when not evaluated)."""
+        if self.best_response_returns is None or self.best_response_steps is None:
+            return None
+        returns = self.best_response_returns.get(self.best_response_steps, [])
+        return float(np.mean(returns)) if returns else float("nan")
+
+    @property
+    def best_response_by_budget(self) -> dict[int, float]:
+        """Mean return against the attacker saved at each budget."""
+        return {k: float(np.mean(v)) if v else float("nan") for k, v in sorted((self.best_response_returns or {}).items())}
+
+    def sweep_mean(self, name: str) -> np.ndarray:
+        """Mean return at each point of the ``mass`` or ``friction`` sweep; NaN where it failed."""
+        return np.array([np.mean(r) if r else np.nan for r in self.sweep_returns.get(name, [])], dtype=float)
+
+    def sweep_average(self, name: str) -> float:
+        """Mean over the points of one sweep that finished (NaN without the sweep)."""
+        values = self.sweep_mean(name)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
     @property
     def grid_mean(self) -> np.ndarray:
@@ -325,8 +424,16 @@ class RobustnessResult:
         data |= {
             "return_nominal": self.return_nominal,
             "return_vs_adversary": self.return_vs_adversary,
+            "return_vs_best_response": self.return_vs_best_response,
+            "best_response_by_budget": {str(k): v for k, v in self.best_response_by_budget.items()},
+            "best_response_returns": (
+                None if self.best_response_returns is None else {str(k): v for k, v in self.best_response_returns.items()}
+            ),
             "grid_average": self.grid_average,
             "grid_mean": [[None if np.isnan(v) else float(v) for v in row] for row in self.grid_mean],
+            "sweep_mean": {n: [None if np.isnan(v) else float(v) for v in self.sweep_mean(n)] for n in self.sweep_factors},
+            "sweep_mass_average": self.sweep_average("mass"),
+            "sweep_friction_average": self.sweep_average("friction"),
         }
         return data
 
@@ -345,8 +452,12 @@ def evaluate_run(
     device: str = "cpu",
     mp_context: str = "fork",
     progress: bool = True,
+    attack: str = "co_trained",
+    best_response: AttackSettings | None = None,
+    sweep_size: int = 0,
+    sweep_episodes: int | None = None,
 ) -> RobustnessResult:
-    """Evaluate one run: nominal, against its adversary at temperature 0, and on the mass x friction grid.
+    """Evaluate one run: nominal, under attack, on the mass x friction grid and on the 1-D sweeps.
 
     Args:
         run_dir: a ``train_qarl`` run directory.
@@ -362,23 +473,62 @@ def evaluate_run(
         device: torch device of the policies.
         mp_context: multiprocessing start method.
         progress: show a progress bar.
+        attack: ``co_trained`` (the run's own adversary at temperature 0; skipped for methods without a force
+            adversary), ``best_response`` (a fresh SAC adversary, see :mod:`rl.qarl.best_response`), ``both`` or
+            ``none``.
+        best_response: the attacker's settings (default :class:`AttackSettings` ``()``).
+        sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
+        sweep_episodes: episodes per sweep point (``None``: ``episodes_per_cell``).
     """
-    for name, value in (("episodes_per_cell", episodes_per_cell), ("eval_episodes", eval_episodes)):
+    sweep_episodes = int(episodes_per_cell if sweep_episodes is None else sweep_episodes)
+    for name, value in (
+        ("episodes_per_cell", episodes_per_cell),
+        ("eval_episodes", eval_episodes),
+        ("sweep_episodes", sweep_episodes),
+    ):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_choice(attack, ATTACKS, "attack")
     check_choice(mp_context, mp.get_all_start_methods(), "mp_context")
     info = inspect_run(run_dir, env)
     grid = make_grid(info.env, grid_size, mass_range, friction_range)
-    has_adversary = resolve_mode(info.config.algo).adversary
-    tasks = make_tasks(grid, int(episodes_per_cell), int(eval_episodes), int(seed), has_adversary)
-    n_workers = max(1, min(int(workers) if workers else len(os.sched_getaffinity(0)), len(tasks)))
+    sweeps = sweep_values(info.env, sweep_size, mass_range, friction_range)
     start = time.perf_counter()
-    results = run_tasks(info.root, tasks, n_workers, horizon, device, mp_context, progress, desc=info.label)
+    eval_horizon = int(horizon if horizon is not None else info.config.budget.horizon)
+    attackers: dict[int, Path] = {}
+    settings = None
+    if attack in ("best_response", "both"):
+        settings = best_response if best_response is not None else AttackSettings()
+        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress)
+        where = next(iter(attackers.values())).parent
+        print(f"{info.label}: best-response adversary {'trained' if trained else 'reused'}: {where}")
+    greedy = settings.deterministic if settings is not None else True
+    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy)
+    co_trained = attack in ("co_trained", "both") and evaluator.force_adversary
+    tasks = make_tasks(
+        grid, int(episodes_per_cell), int(eval_episodes), int(seed), co_trained, len(attackers), sweeps, sweep_episodes
+    )
+    n_workers = max(1, min(int(workers) if workers else len(os.sched_getaffinity(0)), len(tasks)))
+    results = run_tasks(
+        info.root,
+        tasks,
+        n_workers,
+        horizon,
+        device,
+        mp_context,
+        progress,
+        desc=info.label,
+        attackers=[str(p) for p in attackers.values()],
+        evaluator=evaluator,
+    )
     seconds = time.perf_counter() - start
 
     nominal: dict[int, tuple[float, ...]] = {}
     attacked: dict[int, tuple[float, ...]] = {}
+    budgets = list(attackers)
+    best: dict[int, dict[int, tuple[float, ...]]] = {k: {} for k in budgets}
     cells: list[list[list[float]]] = [[[] for _ in grid.friction_factors] for _ in grid.mass_factors]
+    sweep_returns: dict[str, list[list[float]]] = {name: [[] for _ in values] for name, values in sweeps.items()}
     failures: list[dict[str, Any]] = []
     for r in results:
         t = r.task
@@ -397,6 +547,10 @@ def evaluate_run(
             nominal[t.i] = r.returns
         elif t.kind == "adversary":
             attacked[t.i] = r.returns
+        elif t.kind == "best_response":
+            best[budgets[t.j]][t.i] = r.returns
+        elif t.kind in SWEEPS:
+            sweep_returns[SWEEPS[t.kind]][t.i] = list(r.returns)
         else:
             cells[t.i][t.j] = list(r.returns)
     return RobustnessResult(
@@ -412,12 +566,19 @@ def evaluate_run(
         friction_factors=[float(v) for v in grid.friction_factors],
         episodes_per_cell=int(episodes_per_cell),
         nominal_returns=[v for k in sorted(nominal) for v in nominal[k]],
-        adversary_returns=[v for k in sorted(attacked) for v in attacked[k]] if has_adversary else None,
+        adversary_returns=[v for k in sorted(attacked) for v in attacked[k]] if co_trained else None,
         grid_returns=cells,
         failures=sorted(failures, key=lambda f: (f["kind"], f["i"], f["j"])),
         seconds=seconds,
         cpu_seconds=sum(r.cpu_seconds for r in results),
         env_steps_evaluated=sum(sum(r.lengths) for r in results),
+        attack=attack,
+        best_response_steps=settings.steps if settings is not None else None,
+        best_response_returns={k: [v for i in sorted(e) for v in e[i]] for k, e in best.items()} if settings else None,
+        best_response_dir=str(next(iter(attackers.values())).parent) if attackers else None,
+        best_response_settings=asdict(settings) if settings is not None else None,
+        sweep_factors={name: [float(v) for v in values] for name, values in sweeps.items()},
+        sweep_returns=sweep_returns,
     )
 
 
@@ -426,11 +587,13 @@ def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Pa
     import csv
 
     from rl.common.io import atomic_write_text
-    from rl.qarl.plots import heatmap_figure
+    from rl.qarl.plots import heatmap_figure, sweep_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "robustness.json", "csv": out / "grid.csv", "heatmap": out / "heatmap.png"}
+    if result.sweep_factors:
+        paths |= {"sweeps_csv": out / "sweeps.csv", "sweeps": out / "sweeps.png"}
     atomic_write_text(paths["json"], json.dumps(result.to_json(), indent=1))
     errors = {(f["i"], f["j"]): f["error"].splitlines()[0] for f in result.failures if f["kind"] == "grid"}
     tmp = paths["csv"].with_suffix(".csv.tmp")
@@ -445,41 +608,91 @@ def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Pa
                 for k, value in enumerate(returns):
                     writer.writerow([i, j, mass, friction, k, value, ""])
     os.replace(tmp, paths["csv"])
-    fig = heatmap_figure(result)
-    fig.savefig(paths["heatmap"], dpi=110)
     import matplotlib.pyplot as plt
 
+    fig = heatmap_figure(result)
+    fig.savefig(paths["heatmap"], dpi=110)
     plt.close(fig)
+    if result.sweep_factors:
+        errors = {(f["kind"], f["i"]): f["error"].splitlines()[0] for f in result.failures if f["kind"] in SWEEPS}
+        kinds = {name: kind for kind, name in SWEEPS.items()}
+        tmp = paths["sweeps_csv"].with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["metric", "index", "mass_factor", "friction_factor", "episode", "return", "error"])
+            for name, values in result.sweep_factors.items():
+                for i, value in enumerate(values):
+                    first, second = (str(value), "") if name == "mass" else ("", str(value))  # "": nominal
+                    returns = result.sweep_returns[name][i]
+                    if not returns:
+                        writer.writerow([name, i, first, second, "", "", errors.get((kinds[name], i), "")])
+                    for k, ret in enumerate(returns):
+                        writer.writerow([name, i, first, second, k, ret, ""])
+        os.replace(tmp, paths["sweeps_csv"])
+        fig = sweep_figure(result)
+        fig.savefig(paths["sweeps"], dpi=110)
+        plt.close(fig)
     return paths
 
 
-def log_to_tensorboard(result: RobustnessResult) -> None:
-    """Add the summaries and the heatmap to the run's own TensorBoard (``robustness/`` tags, at its env steps)."""
+def robustness_metrics(result: RobustnessResult) -> dict[str, float]:
+    """The summaries of a result as ``robustness/<name>`` scalars (what was not evaluated is left out)."""
+    values: dict[str, float | None] = {
+        "return_nominal": result.return_nominal,
+        "return_vs_adversary": result.return_vs_adversary,
+        "return_vs_best_response": result.return_vs_best_response,
+        "grid_average": result.grid_average,
+    }
+    for name in result.sweep_factors:
+        values[f"sweep_{name}_average"] = result.sweep_average(name)
+    return {f"robustness/{k}": float(v) for k, v in values.items() if v is not None}
+
+
+def log_to_tensorboard(result: RobustnessResult, settings: DictConfig | None = None) -> None:
+    """Add the summaries, heatmap and sweeps to the run's own TensorBoard (``robustness/`` tags, at its env steps).
+
+    Also writes a TensorBoard HParams session (the run's config, the evaluation ``settings`` under ``eval.``, and
+    the summaries) into ``<run>/tensorboard/hparams_robustness``.
+    """
     import matplotlib.pyplot as plt
+    from omegaconf import OmegaConf
 
     from rl.common import make_writer
-    from rl.qarl.plots import heatmap_figure
+    from rl.common.tensorboard import log_hparams
+    from rl.qarl.plots import heatmap_figure, sweep_figure
 
     writer = make_writer(result.run)
     step = result.env_steps
-    writer.add_scalar("robustness/return_nominal", result.return_nominal, step)
-    if result.return_vs_adversary is not None:
-        writer.add_scalar("robustness/return_vs_adversary", result.return_vs_adversary, step)
-    writer.add_scalar("robustness/grid_average", result.grid_average, step)
-    fig = heatmap_figure(result)
-    writer.add_figure("robustness/heatmap", fig, step, close=True)
+    metrics = robustness_metrics(result)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, step)
+    for budget, value in result.best_response_by_budget.items():
+        writer.add_scalar("robustness/return_vs_best_response_by_budget", value, budget)
+    writer.add_figure("robustness/heatmap", heatmap_figure(result), step, close=True)
+    if result.sweep_factors:
+        writer.add_figure("robustness/sweeps", sweep_figure(result), step, close=True)
     plt.close("all")
     writer.close()
+    run_cfg = OmegaConf.load(Path(result.run) / "config.yaml")
+    assert isinstance(run_cfg, DictConfig)
+    hp: dict[str, Any] = {str(k): v for k, v in OmegaConf.to_container(run_cfg, resolve=True).items()}  # type: ignore[union-attr]
+    if settings is not None:
+        hp["eval"] = OmegaConf.to_container(settings, resolve=True)
+    log_hparams(Path(result.run) / "tensorboard" / "hparams_robustness", hp, metrics)
 
 
 def summary_line(result: RobustnessResult) -> str:
     """One line: the three numbers of a run."""
-    attacked = result.return_vs_adversary
-    vs = f"{attacked:.1f}" if attacked is not None else "-"
-    return (
-        f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs adversary {vs}, "
-        f"grid average {result.grid_average:.1f} ({len(result.failures)} failed, {result.seconds:.1f} s)"
-    )
+    attacked, best = result.return_vs_adversary, result.return_vs_best_response
+    vs = f"{attacked:.1f}" if attacked is not None else "n/a"
+    text = f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs co-trained adversary {vs}"
+    if best is not None:
+        by_budget = ", ".join(f"{k}: {v:.1f}" for k, v in result.best_response_by_budget.items())
+        text += f", vs best response {best:.1f} (by attacker budget {by_budget})"
+    text += f", grid average {result.grid_average:.1f}"
+    for name in result.sweep_factors:
+        text += f", {name} sweep average {result.sweep_average(name):.1f}"
+    return text + f" ({len(result.failures)} failed, {result.seconds:.1f} s)"
 
 
 def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
@@ -492,6 +705,12 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
     import torch as th
 
     th.set_num_threads(1)  # the work is in the pool's processes, one torch thread each
+    check_choice(str(cfg.attack), ATTACKS, "attack")
+    settings_from_config(cfg.best_response)  # bad attacker settings fail before anything runs
+    if int(cfg.sweep_size) < 0:
+        raise ValueError(f"sweep_size must be a non-negative integer (0: no sweeps), got {cfg.sweep_size!r}")
+    if cfg.sweep_episodes is not None and int(cfg.sweep_episodes) < 1:
+        raise ValueError(f"sweep_episodes must be a positive integer (or null), got {cfg.sweep_episodes!r}")
     runs = find_runs(cfg.run)
     results: list[RobustnessResult] = []
     errors: dict[str, str] = {}
@@ -511,6 +730,10 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
                 device=str(cfg.device),
                 mp_context=str(cfg.mp_context),
                 progress=bool(cfg.progress),
+                attack=str(cfg.attack),
+                best_response=settings_from_config(cfg.best_response),
+                sweep_size=int(cfg.sweep_size),
+                sweep_episodes=cfg.sweep_episodes,
             )
         except ValueError as e:  # NotARunError included
             if len(runs) == 1:
@@ -521,7 +744,7 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
         out = Path(cfg.out) / run.parent.name / run.name if cfg.out and len(runs) > 1 else Path(cfg.out or run / "robustness")
         write_results(result, out)
         if cfg.tensorboard:
-            log_to_tensorboard(result)
+            log_to_tensorboard(result, cfg)
         print(summary_line(result) + f" -> {out}")
         for failure in result.failures:
             print(

@@ -1,0 +1,352 @@
+"""Calibrating QARL's gymnasium reward scales (specs/qarl.md §3.3) and the rationality check (evidence 8).
+
+QARL's curriculum was tuned on DeepMind Control, whose rewards lie in [0, 1] per step; on gymnasium tasks the
+temperatures are rescaled by c, a competent policy's mean per-step reward, and the threshold xi uses J_rand, a
+uniform random policy's discounted return (:func:`rl.qarl.modes.rescale`). This module measures both:
+
+* :func:`random_return`: J_rand, the mean discounted return (gamma = 0.99) of uniformly random protagonist actions
+  against a zero adversary, one episode per seed;
+* :func:`train_protagonist` / :func:`measure_reward_scale`: a plain SB3 SAC protagonist trained on the
+  protagonist's view with zero force (or one loaded from a ``train_qarl`` run), then c = total reward / total steps
+  over evaluation episodes with sampled actions;
+* :func:`rationality_check`: two fresh adversaries trained against the frozen protagonist with fixed temperatures,
+  the mean of the initial distribution p0 (``nu0 / rate = nu0 c / rate_dmc``) and the mean of the target mu
+  (``nu_T c / rate_dmc``). The spec expects the p0 adversary to keep a higher entropy and lower the protagonist's
+  return less than the mu adversary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.policies import SupportsPredict
+from rl.qarl.evaluation import run_episodes
+
+
+def random_return(env: str, episodes: int = 20, horizon: int = 500, gamma: float = 0.99, seed: int = 0) -> dict[str, Any]:
+    """J_rand: the mean discounted return of a uniform random protagonist against zero force, and its spread."""
+    if int(episodes) < 1 or int(horizon) < 1 or not 0.0 < gamma <= 1.0:
+        raise ValueError(f"need episodes >= 1, horizon >= 1, 0 < gamma <= 1; got {episodes}, {horizon}, {gamma}")
+    game = AdversarialMujocoEnv(env, max_episode_steps=int(horizon))
+    seeds = np.random.SeedSequence([int(seed), 7]).generate_state(int(episodes), dtype=np.uint32)
+    zero = np.zeros(game.adversary_action_space.shape)
+    discounted, undiscounted = [], []
+    try:
+        for s in seeds:
+            game.reset(seed=int(s))
+            rng = np.random.default_rng(int(s))
+            space = game.protagonist_action_space
+            done, total, plain, k = False, 0.0, 0.0, 0
+            while not done:
+                action = rng.uniform(space.low, space.high).astype(space.dtype)
+                _, reward, terminated, truncated, _ = game.step(action, zero)
+                total += gamma**k * float(reward)
+                plain += float(reward)
+                k += 1
+                done = terminated or truncated
+            discounted.append(total)
+            undiscounted.append(plain)
+    finally:
+        game.close()
+    return {
+        "random_return": float(np.mean(discounted)),
+        "random_return_std": float(np.std(discounted, ddof=1)) if len(discounted) > 1 else float("nan"),
+        "random_undiscounted_return": float(np.mean(undiscounted)),
+        "episodes": int(episodes),
+        "gamma": float(gamma),
+        "horizon": int(horizon),
+    }
+
+
+def train_protagonist(
+    env: str,
+    steps: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    horizon: int = 500,
+    net_arch: Sequence[int] = (256, 256),
+    learning_starts: int = 5000,
+    checkpoint_every: int = 10_000,
+    device: str = "cpu",
+    progress: bool = False,
+) -> Path:
+    """Train (or finish training) a plain SB3 SAC protagonist against zero force; returns ``protagonist.zip``.
+
+    A partly trained protagonist is checkpointed every ``checkpoint_every`` steps with its replay buffer
+    (``partial.zip``, ``partial_buffer.pkl``) and continued from there by a later call; a finished one is reused,
+    or continued (with its kept buffer, ``buffer.pkl``) when a later call asks for more steps.
+    """
+    import torch as th
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    from envs.adversarial.views import ProtagonistView
+    from rl.common import make_writer, seed_everything
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    final, partial, buffer = out / "protagonist.zip", out / "partial.zip", out / "partial_buffer.pkl"
+    final_buffer = out / "buffer.pkl"
+    if final.exists() and (SAC.load(final, device=device).num_timesteps >= int(steps) or not final_buffer.exists()):
+        return final
+    seed_everything(int(seed))
+    view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
+    writer = make_writer(out)
+    if final.exists():  # a finished one, asked for more steps
+        model = SAC.load(final, env=view, device=device)
+        model.load_replay_buffer(final_buffer)
+    elif partial.exists() and buffer.exists():
+        model = SAC.load(partial, env=view, device=device)
+        model.load_replay_buffer(buffer)
+    else:
+        model = SAC(
+            "MlpPolicy",
+            view,
+            learning_starts=int(learning_starts),
+            policy_kwargs={"net_arch": [int(n) for n in net_arch]},
+            seed=int(seed),
+            device=device,
+            verbose=0,
+        )
+
+    class Saver(BaseCallback):
+        """Logs episode returns and checkpoints the partial model with its buffer."""
+
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    writer.add_scalar("calibration/protagonist_return", float(info["episode"]["r"]), self.num_timesteps)
+            if self.num_timesteps % int(checkpoint_every) == 0:
+                self.model.save(partial)
+                model.save_replay_buffer(buffer)
+            return True
+
+    remaining = int(steps) - int(model.num_timesteps)
+    th.manual_seed(int(seed) + int(model.num_timesteps))
+    if remaining > 0:
+        model.learn(total_timesteps=remaining, callback=Saver(), reset_num_timesteps=False, progress_bar=progress)
+    writer.close()
+    model.save(final)
+    model.save_replay_buffer(final_buffer)
+    partial.unlink(missing_ok=True)
+    buffer.unlink(missing_ok=True)
+    return final
+
+
+def measure_reward_scale(
+    protagonist: SupportsPredict, env: str, context: str = "none", episodes: int = 20, horizon: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """c: the protagonist's total reward over total steps in ``episodes`` nominal episodes (sampled actions)."""
+    game = AdversarialMujocoEnv(env, max_episode_steps=int(horizon))
+    seeds = np.random.SeedSequence([int(seed), 11]).generate_state(int(episodes), dtype=np.uint32).astype(np.int64)
+    try:
+        out = run_episodes(game, protagonist, context, seeds)
+    finally:
+        game.close()
+    return {
+        "reward_scale": float(out.returns.sum() / max(1, out.lengths.sum())),
+        "return_mean": float(out.returns.mean()),
+        "length_mean": float(out.lengths.mean()),
+        "episodes": int(episodes),
+    }
+
+
+class _Recording:
+    """A policy wrapper that records the observations it is asked about."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.visited: list[np.ndarray] = []
+
+    def predict(self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False) -> Any:
+        self.visited.append(np.asarray(obs, dtype=np.float32))
+        return self.model.predict(obs, deterministic=deterministic)
+
+
+def policy_entropy(model: Any, observations: np.ndarray, samples: int = 8) -> float:
+    """Monte-Carlo entropy ``-E[log pi(a|s)]`` of an SB3 SAC policy (tanh-squashed) over ``observations``."""
+    import torch as th
+
+    obs = th.as_tensor(np.repeat(observations, samples, axis=0), dtype=th.float32, device=model.device)
+    with th.no_grad():
+        _, log_prob = model.actor.action_log_prob(obs)
+    return float(-log_prob.mean().item())
+
+
+def rationality_check(
+    protagonist: SupportsPredict,
+    env: str,
+    context: str,
+    reward_scale: float,
+    steps: int,
+    out_dir: str | Path,
+    episodes: int = 20,
+    horizon: int = 500,
+    seed: int = 0,
+    net_arch: Sequence[int] = (64, 64),
+    learning_starts: int = 1000,
+    nu_init: float = 50.0,
+    nu_target: float = 1.0,
+    rate_dmc: float = 1000.0,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Train adversaries at the means of p0 and mu against the frozen protagonist; their entropy and return drop.
+
+    Returns:
+        Per adversary (``p0_mean``, ``mu_mean``): its temperature, its policy entropy on the states it visited
+        (and that of its untrained initial policy), the protagonist's mean return against it and the drop from
+        the nominal return (same episode seeds); plus ``nominal_return`` and whether the spec's two inequalities
+        hold (``passed``).
+    """
+    from stable_baselines3 import SAC
+
+    from rl.qarl.best_response import AttackSettings, attacker_view, train_attacker
+
+    out = Path(out_dir)
+    seeds = np.random.SeedSequence([int(seed), 13]).generate_state(int(episodes), dtype=np.uint32).astype(np.int64)
+    game = AdversarialMujocoEnv(env, max_episode_steps=int(horizon))
+    nominal = run_episodes(game, protagonist, context, seeds)
+    rate = float(rate_dmc) / float(reward_scale)
+    result: dict[str, Any] = {"nominal_return": float(nominal.returns.mean()), "rate": rate, "steps": int(steps)}
+    for name, nu in (("p0_mean", nu_init), ("mu_mean", nu_target)):
+        alpha = float(nu) / rate
+        settings = AttackSettings(
+            steps=int(steps),
+            ent_coef=alpha,
+            learning_starts=int(learning_starts),
+            net_arch=tuple(int(n) for n in net_arch),
+            seed=int(seed),
+        )
+        folder = out / name
+        start = time.perf_counter()
+        path = folder / f"adversary_{int(steps)}.zip"
+        if not path.exists():
+            train_attacker(attacker_view(game, protagonist, context), settings, folder, device, description=name)
+        adversary = SAC.load(path, device=device)
+        fresh = SAC("MlpPolicy", attacker_view(game, protagonist, context), policy_kwargs={"net_arch": list(net_arch)}, seed=0)
+        attacked = run_episodes(game, protagonist, context, seeds, adversary=adversary)
+        # the states the adversary meets in play
+        recorder = _Recording(adversary)
+        run_episodes(game, protagonist, context, seeds[: max(1, len(seeds) // 4)], adversary=recorder)
+        states = np.stack(recorder.visited)
+        result[name] = {
+            "temperature": alpha,
+            "entropy": policy_entropy(adversary, states),
+            "initial_entropy": policy_entropy(fresh, states),
+            "return": float(attacked.returns.mean()),
+            "return_drop": float(nominal.returns.mean() - attacked.returns.mean()),
+            "seconds": time.perf_counter() - start,
+        }
+    game.close()
+    p0, mu = result["p0_mean"], result["mu_mean"]
+    result["passed"] = bool(p0["entropy"] > mu["entropy"] and p0["return_drop"] < mu["return_drop"])
+    (out / "rationality.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def calibrate(cfg: Any) -> dict[str, Any]:
+    """The body of ``scripts/calibrate_scales.py``: J_rand, c and optionally the rationality check of ``cfg.env``.
+
+    Writes ``calibration.json`` into the run folder and prints the values to put in ``envs/adversarial/specs.py``.
+    """
+    import torch as th
+
+    from envs.adversarial.specs import get_env_spec
+    from rl.common import prepare_run_dir, seed_everything
+    from rl.qarl.config import CurriculumConfig
+
+    spec = get_env_spec(str(cfg.env.name))
+    if spec.family != "gymnasium":
+        raise ValueError(f"env={spec.name} is a {spec.family} task: its rewards are in [0, 1] and need no calibration (c = 1)")
+    for name in ("protagonist_steps", "horizon", "episodes", "random_episodes", "rationality_steps", "checkpoint_every"):
+        if int(cfg[name]) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {cfg[name]!r}")
+    if cfg.protagonist_run is not None:
+        from rl.qarl.checkpoint import find_run
+
+        _, saved, _ = find_run(cfg.protagonist_run)
+        if saved.env.name != spec.name:
+            raise ValueError(
+                f"protagonist_run={cfg.protagonist_run!r} was trained on env={saved.env.name}, not env={spec.name}"
+            )
+    th.set_num_threads(1)
+    run = prepare_run_dir(cfg)
+    seed_everything(int(cfg.seed))
+    start = time.perf_counter()
+    result: dict[str, Any] = {"env": spec.name, "horizon": int(cfg.horizon), "seed": int(cfg.seed)}
+    result["random"] = random_return(spec.name, int(cfg.random_episodes), int(cfg.horizon), float(cfg.gamma), int(cfg.seed))
+    if cfg.protagonist_run is not None:
+        from rl.qarl.checkpoint import load_policies
+        from rl.qarl.modes import resolve_mode
+
+        policies = load_policies(cfg.protagonist_run, device=str(cfg.device))
+        protagonist: Any = policies.protagonist
+        context = resolve_mode(policies.config.algo).context
+        result["protagonist"] = {"run": str(cfg.protagonist_run), "checkpoint": policies.checkpoint.name}
+    else:
+        from stable_baselines3 import SAC
+
+        folder = Path(cfg.protagonist_dir or Path("runs") / "calibration" / spec.name / f"protagonist_s{int(cfg.seed)}")
+        path = train_protagonist(
+            spec.name,
+            int(cfg.protagonist_steps),
+            folder,
+            int(cfg.seed),
+            int(cfg.horizon),
+            list(cfg.net_arch),
+            int(cfg.learning_starts),
+            int(cfg.checkpoint_every),
+            str(cfg.device),
+            bool(cfg.progress),
+        )
+        protagonist, context = SAC.load(path, device=str(cfg.device)), "none"
+        result["protagonist"] = {"path": str(path), "steps": int(protagonist.num_timesteps)}
+    result["competent"] = measure_reward_scale(
+        protagonist, spec.name, context, int(cfg.episodes), int(cfg.horizon), int(cfg.seed)
+    )
+    c = result["competent"]["reward_scale"]
+    if cfg.rationality:
+        defaults = CurriculumConfig()
+        result["rationality"] = rationality_check(
+            protagonist,
+            spec.name,
+            context,
+            c,
+            int(cfg.rationality_steps),
+            run.root / "rationality",
+            int(cfg.episodes),
+            int(cfg.horizon),
+            int(cfg.seed),
+            list(cfg.rationality_net_arch),
+            nu_init=defaults.nu_init,
+            nu_target=defaults.nu_target,
+            rate_dmc=defaults.rate_dmc,
+            device=str(cfg.device),
+        )
+    result["seconds"] = time.perf_counter() - start
+    (run.root / "calibration.json").write_text(json.dumps(result, indent=1))
+    j_rand = result["random"]["random_return"]
+    print(
+        f"{spec.name}: c = {c:.3f} (protagonist return {result['competent']['return_mean']:.1f} over "
+        f"{result['competent']['length_mean']:.0f} steps; spec value {spec.reward_scale}), J_rand = {j_rand:.2f} "
+        f"(spec value {spec.random_return})"
+    )
+    if "rationality" in result:
+        r = result["rationality"]
+        for name in ("p0_mean", "mu_mean"):
+            a = r[name]
+            print(
+                f"  adversary at the {name} (alpha {a['temperature']:.4g}): entropy {a['entropy']:.3f} "
+                f"(initial {a['initial_entropy']:.3f}), return {a['return']:.1f}, drop {a['return_drop']:.1f}"
+            )
+        print(f"  rationality check {'passed' if r['passed'] else 'FAILED'} (nominal return {r['nominal_return']:.1f})")
+    print(f"written to {run.root / 'calibration.json'}")
+    return result
