@@ -20,7 +20,11 @@ import difflib
 
 _XZ = ("x", "z")
 _PLANAR_XZ = ("x", "z", "ry")
+_XYZ = ("x", "y", "z")
 DMC_HORIZON = 500
+# quadruped walk and run share everything: torso force (x, z) and torque about y, bound 10, torso mass 65-75 kg,
+# friction 0.95-1.05, threshold 100
+_QUADRUPED = (("torso",), ("x", "z", "ry"), (*_XYZ, "rx", "ry", "rz"), 10.0, "torso", (65, 75), None, (0.95, 1.05), 100)
 
 # (domain, task): bodies, axes, live axes, bound, first-metric body and range, second body (None: friction) and
 # range, threshold xi
@@ -38,28 +42,8 @@ DMC_TABLE: dict[tuple[str, str], tuple] = {
     ("ball_in_cup", "catch"): (("ball",), _XZ, _PLANAR_XZ, 0.005, "ball", (0.01, 0.11), "cup", (0.01, 0.11), 10),
     ("reacher", "easy"): (("arm",), ("x", "y"), ("x", "y", "rz"), 0.1, "arm", (0.02, 0.06), "hand", (0.02, 0.05), 10),
     ("reacher", "hard"): (("arm",), ("x", "y"), ("x", "y", "rz"), 0.1, "arm", (0.02, 0.06), "hand", (0.02, 0.05), 10),
-    ("quadruped", "walk"): (
-        ("torso",),
-        ("x", "z", "ry"),
-        ("x", "y", "z", "rx", "ry", "rz"),
-        10.0,
-        "torso",
-        (65, 75),
-        None,
-        (0.95, 1.05),
-        100,
-    ),
-    ("quadruped", "run"): (
-        ("torso",),
-        ("x", "z", "ry"),
-        ("x", "y", "z", "rx", "ry", "rz"),
-        10.0,
-        "torso",
-        (65, 75),
-        None,
-        (0.95, 1.05),
-        100,
-    ),
+    ("quadruped", "walk"): _QUADRUPED,
+    ("quadruped", "run"): _QUADRUPED,
 }
 
 

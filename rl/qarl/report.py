@@ -635,13 +635,15 @@ def plot_performance_profiles(report: Report, metrics_: Sequence[str], reps: int
     return True
 
 
+def _grid_cells(report: Report, group: str, method: str) -> np.ndarray:
+    """(seeds, cells): the grid-mean return of every cell of each of the method's runs that has a grid."""
+    return np.array([np.array(r.grid["grid_mean"], dtype=float).ravel() for r in report.runs_of(group, method) if r.grid])
+
+
 def robustness_profiles(report: Report, group: str, levels: int = 41) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per method: return levels and the fraction of grid cells (all seeds' cells) whose return exceeds each."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    cells = {
-        method: np.array([np.array(r.grid["grid_mean"], dtype=float).ravel() for r in report.runs_of(group, method) if r.grid])
-        for method in report.methods(group)
-    }
+    cells = {method: _grid_cells(report, group, method) for method in report.methods(group)}
     cells = {m: c for m, c in cells.items() if c.size}
     if not cells:
         return out
@@ -667,7 +669,7 @@ def plot_robustness_profile(report: Report, group: str, reps: int, path: Path) -
     fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
     for method, (taus, fraction) in profiles.items():
         line = ax.plot(taus, fraction, label=method)[0]
-        cells = np.array([np.array(r.grid["grid_mean"], dtype=float).ravel() for r in report.runs_of(group, method) if r.grid])
+        cells = _grid_cells(report, group, method)
         if len(cells) > 1 and np.isfinite(cells).all():
             with _bootstrap_seeded(0):
                 _, cis = rly.create_performance_profile({method: cells}, taus, reps=reps)
