@@ -730,8 +730,10 @@ def plot_learning_curves(report: Report, env: str, tags: Sequence[str], points: 
 
     fig, axes = plt.subplots(1, len(tags), figsize=(5 * len(tags), 3.6), layout="constrained", squeeze=False)
     drawn = False
+    methods = report.methods(env)
+    colour = {algo: f"C{i % 10}" for i, algo in enumerate(methods)}  # one colour per method in every panel
     for ax, tag in zip(axes[0], tags, strict=True):
-        for algo in report.methods(env):
+        for algo in methods:
             curves = [r.curves[tag] for r in report.runs_of(env, algo) if tag in r.curves and len(r.curves[tag][0])]
             if not curves:
                 continue
@@ -739,11 +741,11 @@ def plot_learning_curves(report: Report, env: str, tags: Sequence[str], points: 
             steps = np.linspace(lo, hi, points) if hi > lo else np.array([hi])
             ys = np.array([np.interp(steps, s, v) for s, v in curves])
             mean = ys.mean(axis=0)
-            line = ax.plot(steps, mean, label=f"{algo} ({len(curves)})")[0]
+            ax.plot(steps, mean, label=f"{algo} ({len(curves)})", color=colour[algo])
             if len(curves) > 1:
                 t = float(stats.t.ppf(0.5 + report.confidence / 2.0, len(curves) - 1))
                 half = t * ys.std(axis=0, ddof=1) / math.sqrt(len(curves))
-                ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+                ax.fill_between(steps, mean - half, mean + half, color=colour[algo], alpha=0.2)
             drawn = True
         # training scalars are logged at the protagonist's env steps, so methods compare at equal protagonist samples
         ax.set_xlabel("protagonist env steps")
