@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch as th
-import torch.nn.functional as F
 from stable_baselines3.common.utils import polyak_update
 
 from rl.qarl.action_adversary import mix_actions
@@ -145,13 +144,7 @@ class MixedNESAC(QARLSAC):
                 next_q = th.cat(self.critic_target(data.next_observations, next_mixed), dim=1)
                 next_q = th.min(next_q, dim=1, keepdim=True)[0] - ent_coef * next_log_prob.reshape(-1, 1)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
-            current_q = self.critic(obs, data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-            assert isinstance(critic_loss, th.Tensor)
-            self._check_finite("critic_loss", critic_loss)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+            self._critic_step(obs, data.actions, target_q)
 
             if update_actor:
                 mixed = mix_actions(actions_pi, adv_actions.detach(), self.delta)

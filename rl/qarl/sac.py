@@ -91,6 +91,15 @@ class QARLSAC(SAC):
             return self.ent_coef_tensor
         return self._learned_temperature(self.log_ent_coef, self.ent_coef_optimizer, log_prob, update_actor, "ent_coef_loss")
 
+    def _critic_step(self, observations: th.Tensor, actions: th.Tensor, target_q: th.Tensor) -> None:
+        """One gradient step of both critics on ``0.5 * sum_i MSE(Q_i(s, a), target)`` (SB3's critic loss)."""
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in self.critic(observations, actions))
+        assert isinstance(critic_loss, th.Tensor)
+        self._check_finite("critic_loss", critic_loss)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic.optimizer.step()
+
     def _learned_temperature(
         self, log_coef: th.Tensor, optimizer: th.optim.Optimizer, log_prob: th.Tensor, update_actor: bool, name: str
     ) -> th.Tensor:
@@ -128,13 +137,7 @@ class QARLSAC(SAC):
             self.logger.record_mean(f"{self.log_prefix}/ent_coef", float(ent_coef.mean().item()))
 
             target_q = self.target_q_values(data.next_observations, data.rewards, data.dones, discounts, ent_coef)
-            current_q = self.critic(data.observations, data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-            assert isinstance(critic_loss, th.Tensor)
-            self._check_finite("critic_loss", critic_loss)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+            self._critic_step(data.observations, data.actions, target_q)
 
             if update_actor:
                 actor_loss = self.actor_loss(data.observations, actions_pi, log_prob, ent_coef)
