@@ -13,6 +13,17 @@ from dynamics.node.solve import CountingFunc, SolverSettings, local_step_value, 
 F64 = torch.float64
 
 
+class LinearField(CountingFunc):
+    """f(t, y) = -a y with a trainable a (float64)."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(a, dtype=F64))
+
+    def field(self, t, y):
+        return -self.a * y
+
+
 class Field(CountingFunc):
     def __init__(self, dim: int = 3, hidden: int = 8, dtype=torch.float32) -> None:
         super().__init__()
@@ -60,17 +71,9 @@ def test_rnode_kinetic_energy_of_linear_field():
     """For f = -a y the kinetic term is int ||a y||^2 = a^2 |y0|^2 (1 - e^{-2aT}) / (2a) per sample."""
     a = 1.5
 
-    class Linear(CountingFunc):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Parameter(torch.tensor(a, dtype=F64))
-
-        def field(self, t, y):
-            return -self.a * y
-
     y0 = torch.tensor([[1.0, 2.0]], dtype=F64)
     out = solve(
-        Linear(),
+        LinearField(a),
         y0,
         torch.tensor([0.0, 1.0], dtype=F64),
         SolverSettings(rtol=1e-9, atol=1e-9),
@@ -302,19 +305,11 @@ def test_taynode_penalty_of_linear_field():
     """For f = -a z: d^2 z/dt^2 = a^2 z, so R_2 = int mean_i (a^2 z_i)^2 = a^4 mean(z0^2) (1 - e^{-2aT}) / (2a)."""
     a = 1.5
 
-    class Linear(CountingFunc):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Parameter(torch.tensor(a, dtype=F64))
-
-        def field(self, t, y):
-            return -self.a * y
-
     def penalty(a_):
         return a_**4 * (y0**2).mean() * (1 - torch.exp(-2 * a_)) / (2 * a_)
 
     y0 = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=F64)
-    f = Linear()
+    f = LinearField(a)
     out = solve(f, y0, T.to(F64), SolverSettings(rtol=1e-10, atol=1e-10), RegSpec("taynode", taylor_order=2))
     a_ = torch.tensor(a, dtype=F64, requires_grad=True)
     expected = penalty(a_)

@@ -582,10 +582,22 @@ def evaluate_run(
     )
 
 
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write one CSV table atomically (:func:`rl.common.io.atomic_write_text`)."""
+    import csv
+    import io
+
+    from rl.common.io import atomic_write_text
+
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
+
+
 def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Path]:
     """Write ``robustness.json``, ``grid.csv`` (one row per episode) and ``heatmap.png`` into ``out_dir``."""
-    import csv
-
     from rl.common.io import atomic_write_text
     from rl.qarl.plots import heatmap_figure, sweep_figure
 
@@ -596,18 +608,18 @@ def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Pa
         paths |= {"sweeps_csv": out / "sweeps.csv", "sweeps": out / "sweeps.png"}
     atomic_write_text(paths["json"], json.dumps(result.to_json(), indent=1))
     errors = {(f["i"], f["j"]): f["error"].splitlines()[0] for f in result.failures if f["kind"] == "grid"}
-    tmp = paths["csv"].with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["mass_index", "friction_index", "mass_factor", "friction_factor", "episode", "return", "error"])
-        for i, mass in enumerate(result.mass_factors):
-            for j, friction in enumerate(result.friction_factors):
-                returns = result.grid_returns[i][j]
-                if not returns:
-                    writer.writerow([i, j, mass, friction, "", "", errors.get((i, j), "")])
-                for k, value in enumerate(returns):
-                    writer.writerow([i, j, mass, friction, k, value, ""])
-    os.replace(tmp, paths["csv"])
+    grid_rows: list[list[Any]] = []
+    for i, mass in enumerate(result.mass_factors):
+        for j, friction in enumerate(result.friction_factors):
+            returns = result.grid_returns[i][j]
+            if not returns:
+                grid_rows.append([i, j, mass, friction, "", "", errors.get((i, j), "")])
+            grid_rows.extend([i, j, mass, friction, k, value, ""] for k, value in enumerate(returns))
+    _write_csv(
+        paths["csv"],
+        ["mass_index", "friction_index", "mass_factor", "friction_factor", "episode", "return", "error"],
+        grid_rows,
+    )
     import matplotlib.pyplot as plt
 
     fig = heatmap_figure(result)
@@ -616,19 +628,19 @@ def write_results(result: RobustnessResult, out_dir: str | Path) -> dict[str, Pa
     if result.sweep_factors:
         errors = {(f["kind"], f["i"]): f["error"].splitlines()[0] for f in result.failures if f["kind"] in SWEEPS}
         kinds = {name: kind for kind, name in SWEEPS.items()}
-        tmp = paths["sweeps_csv"].with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["metric", "index", "mass_factor", "friction_factor", "episode", "return", "error"])
-            for name, values in result.sweep_factors.items():
-                for i, value in enumerate(values):
-                    first, second = (str(value), "") if name == "mass" else ("", str(value))  # "": nominal
-                    returns = result.sweep_returns[name][i]
-                    if not returns:
-                        writer.writerow([name, i, first, second, "", "", errors.get((kinds[name], i), "")])
-                    for k, ret in enumerate(returns):
-                        writer.writerow([name, i, first, second, k, ret, ""])
-        os.replace(tmp, paths["sweeps_csv"])
+        sweep_rows: list[list[Any]] = []
+        for name, values in result.sweep_factors.items():
+            for i, value in enumerate(values):
+                first, second = (str(value), "") if name == "mass" else ("", str(value))  # "": nominal
+                returns = result.sweep_returns[name][i]
+                if not returns:
+                    sweep_rows.append([name, i, first, second, "", "", errors.get((kinds[name], i), "")])
+                sweep_rows.extend([name, i, first, second, k, ret, ""] for k, ret in enumerate(returns))
+        _write_csv(
+            paths["sweeps_csv"],
+            ["metric", "index", "mass_factor", "friction_factor", "episode", "return", "error"],
+            sweep_rows,
+        )
         fig = sweep_figure(result)
         fig.savefig(paths["sweeps"], dpi=110)
         plt.close(fig)
