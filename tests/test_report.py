@@ -266,6 +266,29 @@ def test_heatmap_tick_labels_do_not_overlap():
     plt.close(fig)
 
 
+@pytest.mark.parametrize(
+    ("env", "mass_label", "second_label", "cross"),
+    [
+        ("Hopper", "torso mass factor", "friction factor (all geoms)", True),
+        ("dmc_walker_walk", "torso mass (kg)", "friction (all geoms)", False),
+        ("dmc_cartpole_swingup", "pole_1 mass (kg)", "cart mass (kg)", False),
+    ],
+)
+def test_heatmap_axes_name_what_the_grid_sets(env, mass_label, second_label, cross):
+    import matplotlib.pyplot as plt
+
+    from envs.adversarial.specs import get_env_spec
+    from rl.qarl.plots import draw_heatmap
+
+    spec = get_env_spec(env)
+    mass, second = spec.mass_factors, spec.friction_factors
+    fig, ax = plt.subplots()
+    draw_heatmap(ax, np.zeros((len(mass), len(second))), mass, second, "t", spec.mass_body, env=env)
+    assert (ax.get_ylabel(), ax.get_xlabel()) == (mass_label, second_label)
+    assert bool(ax.lines) == cross  # the nominal (1, 1) cross only where the axes are factors of nominal
+    plt.close(fig)
+
+
 def test_tensorboard_source_and_missing_robustness(tmp_path):
     root = tmp_path / "runs"
     fake_run(root, "Hopper", "rarl", 0, (30.0, 20.0, 0.0), robustness=False)

@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 MAX_TICKS = 5
 
 
+def grid_axis_labels(env: str, mass_body: str) -> tuple[str, str, bool]:
+    """Labels of the robustness grid's (mass, second) axes for ``env``, and whether its values are factors.
+
+    Gymnasium envs perturb by factors of the nominal model; the dm_control family sets the official absolute values
+    (kg, or the second body's mass instead of friction for cartpole, pendulum, acrobot, ball_in_cup and reacher).
+    An env this registry does not know gets factor labels.
+    """
+    from envs.adversarial.specs import get_env_spec
+
+    try:
+        spec = get_env_spec(env)
+    except (KeyError, ValueError):
+        return f"mass factor ({mass_body})", "friction factor (all geoms)", True
+    mass_label, second_label = spec.grid_labels
+    return mass_label, second_label, not spec.grid_absolute
+
+
 def set_factor_ticks(axis: Any, factors: Sequence[float], max_ticks: int = MAX_TICKS) -> None:
     """At most ``max_ticks`` evenly spread cell ticks (first and last included), small and, on x, slanted.
 
@@ -48,23 +65,26 @@ def draw_heatmap(
     mass_body: str,
     vmin: float | None = None,
     vmax: float | None = None,
+    env: str = "",
 ) -> Any:
     """Draw a ``(mass, friction)`` grid of mean returns, one square per cell; failed (NaN) cells are grey.
 
-    The nominal model (factors 1, 1) is marked with a red cross when it lies inside the grid.
+    Axis labels follow ``env`` (:func:`grid_axis_labels`). For factor grids the nominal model (factors 1, 1) is
+    marked with a red cross when it lies inside the grid; absolute (dm_control) grids get no cross.
     """
+    mass_label, second_label, relative = grid_axis_labels(env, mass_body)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
     image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     for axis, factors in ((ax.xaxis, friction_factors), (ax.yaxis, mass_factors)):
         set_factor_ticks(axis, factors)
-    if len(friction_factors) and len(mass_factors):
+    if relative and len(friction_factors) and len(mass_factors):
         inside = [min(f) <= 1.0 <= max(f) for f in (friction_factors, mass_factors)]
         if all(inside):
             x = np.interp(1.0, friction_factors, np.arange(len(friction_factors)))
             y = np.interp(1.0, mass_factors, np.arange(len(mass_factors)))
             ax.plot([x], [y], marker="+", color="red", markersize=10)
-    ax.set_xlabel("friction factor (all geoms)")
-    ax.set_ylabel(f"mass factor ({mass_body})")
+    ax.set_xlabel(second_label)
+    ax.set_ylabel(mass_label)
     ax.set_title(title, fontsize=9)
     return image
 
@@ -73,7 +93,9 @@ def heatmap_figure(result: RobustnessResult) -> Figure:
     """The grid-mean return of one run."""
     fig, ax = plt.subplots(figsize=(5.2, 4.2), layout="constrained")
     title = f"{result.env} {result.algo} seed {result.seed}: grid mean {result.grid_average:.1f}"
-    image = draw_heatmap(ax, result.grid_mean, result.mass_factors, result.friction_factors, title, result.mass_body)
+    image = draw_heatmap(
+        ax, result.grid_mean, result.mass_factors, result.friction_factors, title, result.mass_body, env=result.env
+    )
     fig.colorbar(image, ax=ax, label="return")
     return fig
 
@@ -84,11 +106,12 @@ def sweep_figure(result: RobustnessResult) -> Figure:
     fig, axes = plt.subplots(
         1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.4), layout="constrained", squeeze=False
     )
+    mass_label, second_label, factors = grid_axis_labels(result.env, result.mass_body)
     for ax, name in zip(axes[0], names, strict=False):
         ax.plot(result.sweep_factors[name], result.sweep_mean(name), marker="o")
-        ax.axvline(1.0, color="red", lw=0.8, ls=":")
-        what = f"mass factor ({result.mass_body})" if name == "mass" else "friction factor (all geoms)"
-        ax.set_xlabel(what)
+        if factors:
+            ax.axvline(1.0, color="red", lw=0.8, ls=":")
+        ax.set_xlabel(mass_label if name == "mass" else second_label)
         ax.set_ylabel("return")
         ax.set_title(f"{result.env} {result.algo} seed {result.seed}: {name} sweep", fontsize=9)
     return fig

@@ -766,6 +766,7 @@ def plot_heatmaps(report: Report, env: str, path: Path) -> bool:
     from rl.qarl.plots import draw_heatmap
 
     panels = []
+    env_name = next((r.env for algo in report.methods(env) for r in report.runs_of(env, algo)), env)
     for algo in report.methods(env):
         grids = [r.grid for r in report.runs_of(env, algo) if r.grid is not None]
         if not grids:
@@ -785,7 +786,9 @@ def plot_heatmaps(report: Report, env: str, path: Path) -> bool:
     for ax, (algo, n, mean, g) in zip(axes[0], panels, strict=True):
         title = f"{algo}: mean of {n} seed(s), grid avg {np.nanmean(mean):.1f}"
         images.append(
-            draw_heatmap(ax, mean, g["mass_factors"], g["friction_factors"], title, g["mass_body"], values.min(), values.max())
+            draw_heatmap(
+                ax, mean, g["mass_factors"], g["friction_factors"], title, g["mass_body"], values.min(), values.max(), env_name
+            )
         )
     fig.suptitle(env, fontsize=10)
     fig.colorbar(images[-1], ax=list(axes[0]), label="return")
@@ -798,9 +801,12 @@ def plot_sweeps(report: Report, group: str, path: Path) -> bool:
     """Seed-mean 1-D sweeps (mass, friction) of each method; ``False`` if no run has sweeps."""
     import matplotlib.pyplot as plt
 
-    from rl.qarl.plots import plt as _agg  # noqa: F401  (selects the Agg backend)
+    from rl.qarl.plots import grid_axis_labels
 
     names = ("mass", "friction")
+    runs = [r for method in report.methods(group) for r in report.runs_of(group, method)]
+    mass_body = next((r.grid["mass_body"] for r in runs if r.grid is not None), "torso")
+    mass_label, second_label, _ = grid_axis_labels(runs[0].env if runs else group, mass_body)
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained", squeeze=False)
     drawn = False
     for ax, name in zip(axes[0], names, strict=True):
@@ -816,7 +822,7 @@ def plot_sweeps(report: Report, group: str, path: Path) -> bool:
                 mean = np.nanmean(ys, axis=0)
             ax.plot(factors, mean, marker="o", label=f"{method} ({len(sweeps)})")
             drawn = True
-        ax.set_xlabel(f"{name} (factor of nominal, or absolute for dm_control)")
+        ax.set_xlabel(mass_label if name == "mass" else second_label)
         ax.set_ylabel("return")
         ax.set_title(f"{group}: {name} sweep", fontsize=9)
         if ax.get_legend_handles_labels()[0]:
