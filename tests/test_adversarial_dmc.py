@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 import envs  # noqa: F401  (registers the ids)
 from envs.adversarial import AdversarialMujocoEnv, AdversaryView, ProtagonistView, get_env_spec, make_adversarial_env
 from envs.adversarial.dmc import build_dm_control_env, import_dm_control
-from envs.adversarial.dmc_specs import DMC_TASKS, dmc_name
+from envs.adversarial.dmc_specs import DMC_TASKS, QUADRUPED_WIND_BODIES, dmc_name
 from envs.adversarial.specs import family_envs
 from rl.qarl.config import CurriculumConfig
 from rl.qarl.modes import rescale
@@ -47,12 +47,13 @@ def test_registry_ids_and_configs() -> None:
         "acrobot": {"swingup"},
         "ball_in_cup": {"catch"},
         "reacher": {"easy", "hard"},
-        "quadruped": {"walk", "run"},
+        "quadruped": {"walk", "run", "reach_goal", "reach_goal_wind"},
     }
     assert {(d, t) for d, ts in expected.items() for t in ts} == set(DMC_TASKS.values())
     ids = sorted(i for i in gym.registry if i.startswith("rldyn/AdversarialDMC"))
     assert ids == sorted(get_env_spec(n).env_id for n in DMC_NAMES)
     assert "rldyn/AdversarialDMCWalkerWalk-v1" in ids and "rldyn/AdversarialDMCBallInCupCatch-v1" in ids
+    assert {"rldyn/AdversarialDMCQuadrupedReachGoal-v1", "rldyn/AdversarialDMCQuadrupedReachGoalWind-v1"} <= set(ids)
     for name in DMC_NAMES:
         cfg = OmegaConf.load(f"configs/env/{name}.yaml")
         assert cfg.name == name
@@ -70,6 +71,8 @@ def test_official_bodies_axes_bounds_thresholds() -> None:
         "dmc_ball_in_cup_catch": (("ball",), ("x", "z"), 0.005, 10.0),
         "dmc_reacher_easy": (("arm",), ("x", "y"), 0.1, 10.0),
         "dmc_quadruped_walk": (("torso",), ("x", "z", "ry"), 10.0, 100.0),
+        "dmc_quadruped_reach_goal": (("torso",), ("x", "z", "ry"), 10.0, 100.0),
+        "dmc_quadruped_reach_goal_wind": (("torso",), ("y",), 600.0, 100.0),  # one action: the total wind
     }
     for name, (bodies, axes, bound, xi) in official.items():
         spec = get_env_spec(name)
@@ -85,6 +88,15 @@ def test_official_bodies_axes_bounds_thresholds() -> None:
         None,
     )
     assert walker.grid_absolute and get_env_spec("dmc_cartpole_swingup").second_body == "cart"
+    for name in ("dmc_quadruped_walk", "dmc_quadruped_reach_goal", "dmc_quadruped_reach_goal_wind"):
+        quadruped = get_env_spec(name)
+        assert (quadruped.mass_body, quadruped.mass_factors, quadruped.second_body, quadruped.friction_factors) == (
+            "torso",
+            (65.0, 75.0),
+            None,
+            (0.95, 1.05),
+        )
+        assert quadruped.horizon == 500
 
 
 def test_official_model_changes() -> None:
@@ -224,8 +236,92 @@ def test_quadruped_terminates_upside_down() -> None:
     assert terminated and not truncated
 
 
+# ---------------------------------------------------------------- quadruped reach goal (official goal arena and wind)
+def _teleport(game: AdversarialMujocoEnv, x: float, y: float = 0.0) -> None:
+    """Move the quadruped's root to (x, y), keeping its pose, and recompute the kinematics."""
+    game.data.qpos[:2] = x, y
+    mujoco.mj_forward(game.model, game.data)
+
+
+def test_reach_goal_arena_observation_reward_and_success() -> None:
+    game = AdversarialMujocoEnv("dmc_quadruped_reach_goal")
+    model = game.model
+    goal = model.geom("goal")
+    assert np.array_equal(goal.pos, [10.0, 0.0, 0.5]) and goal.size[0] == 0.5 and goal.contype[0] == goal.conaffinity[0] == 0
+    assert np.array_equal(model.geom("floor").size, [40.0, 40.0, 0.5]) and model.geom("floor_adversary").pos[2] == 0.001
+    assert {"sideW", "sideE", "left_gate_low", "right_gate_high"} <= {model.geom(i).name for i in range(model.ngeom)}
+    assert game.task.obs_keys[-1] == "to_goal" and game.task.obs_sizes[-1] == 2
+    obs, _ = game.reset(seed=0)
+    physics = game.task.physics
+    to_goal = physics.named.data.geom_xpos["goal", :2] - physics.named.data.geom_xpos["torso", :2]
+    assert np.array_equal(obs[-2:], to_goal) and np.linalg.norm(to_goal) == pytest.approx(10.0, abs=0.05)
+    zero_pro = np.zeros(game.protagonist_action_space.shape, np.float32)
+    zero_adv = np.zeros(game.adversary_action_space.shape, np.float32)
+    for x, success in ((0.0, False), (9.6, True)):
+        game.reset(seed=0)
+        _teleport(game, x)
+        obs, reward, terminated, _, info = game.step(zero_pro, zero_adv)
+        distance = np.linalg.norm(obs[-2:])
+        upright = (1.0 + physics.torso_upright()) / 2.0  # dm_control's linear upright reward, 1 when upright
+        assert float(reward) == pytest.approx(upright * 5.0 * np.exp(-0.2 * distance), rel=1e-12)
+        assert info["goal_distance"] == pytest.approx(distance) and info["is_success"] is success and not terminated
+    assert 4.0 < float(reward) <= 5.0  # near the goal: up to 5 per step, not 1
+
+
+def test_wind_zone_bound_limit_and_push() -> None:
+    game = AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind")
+    assert game.adversary_action_space.shape == (1,)
+    zero_pro = np.zeros(game.protagonist_action_space.shape, np.float32)
+    torso = game.body_id("torso")
+    wind_ids = [game.body_id(b) for b in QUADRUPED_WIND_BODIES]
+    assert len(wind_ids) == 17 and sorted(wind_ids) == list(range(1, game.model.nbody))  # every body of the robot
+
+    def step_at(x: float, action: float) -> tuple[np.ndarray, dict[str, Any]]:
+        game.reset(seed=0)
+        _teleport(game, x)
+        obs, *_, info = game.step(zero_pro, np.array([action], np.float32))
+        return obs, info
+
+    _, info = step_at(0.0, 1.0)  # outside 4 <= x <= 8: no wind at all
+    assert info["wind_force"] == 0.0 and not game.data.xfrc_applied.any()
+    for action, total in ((0.5, 300.0), (-0.5, 300.0), (3.0, 600.0), (0.0, 0.0)):  # |a| * 600, clipped to the bound
+        _, info = step_at(5.0, action)
+        xfrc = game.data.xfrc_applied
+        assert info["wind_force"] == pytest.approx(total) and xfrc[:, 1].sum() == pytest.approx(total)
+        assert np.allclose(xfrc[wind_ids, 1], total / 17) and np.count_nonzero(xfrc) == (17 if total else 0)
+        assert xfrc[torso, 1] == pytest.approx(total / 17)
+    game.set_force_limit(100.0)
+    assert step_at(5.0, -1.0)[1]["wind_force"] == pytest.approx(100.0)
+    game.set_force_limit(600.0)
+    # the wind pushes the robot along +y; a zero action inside the zone is the goal task without adversary
+    calm, _ = step_at(5.0, 0.0)
+    game.step(zero_pro, np.zeros(1, np.float32))
+    calm_vy = game.data.qvel[1]
+    windy, _ = step_at(5.0, 1.0)
+    game.step(zero_pro, np.ones(1, np.float32))
+    assert game.data.qvel[1] > calm_vy + 0.05
+    plain = build_dm_control_env("quadruped", "reach_goal_wind", random=0)
+    plain.reset()
+    plain.physics.data.qpos[:2] = 5.0, 0.0
+    mujoco.mj_forward(plain.physics.model.ptr, plain.physics.data.ptr)
+    assert np.array_equal(calm, flat(plain.step(zero_pro).observation)) and not np.array_equal(calm, windy)
+    game.reset(seed=0)
+    assert not game.data.xfrc_applied.any()
+
+
+def test_wind_refuses_other_bodies_and_axes() -> None:
+    with pytest.raises(ValueError, match=r"axis 'x'.*valid axes: \['y'\]"):
+        AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind", axes=["x"])
+    game = AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind", bodies=["hip_front_left"])
+    game.reset(seed=0)
+    with pytest.raises(ValueError, match=r"one action, the total wind.*bodies=\[.torso.\].*body .hip_front_left."):
+        game.step(np.zeros(game.protagonist_action_space.shape, np.float32), np.ones(1, np.float32))
+
+
 # ---------------------------------------------------------------- perturbations
-@pytest.mark.parametrize("name", ["dmc_walker_walk", "dmc_cartpole_swingup", "dmc_hopper_hop"])
+@pytest.mark.parametrize(
+    "name", ["dmc_walker_walk", "dmc_cartpole_swingup", "dmc_hopper_hop", "dmc_quadruped_reach_goal_wind"]
+)
 def test_official_metrics_are_set_absolutely_and_restored_exactly(name: str) -> None:
     spec = get_env_spec(name)
     game = AdversarialMujocoEnv(name)

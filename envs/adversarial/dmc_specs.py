@@ -11,7 +11,16 @@ Facts from ``AryamanReddi99/quantal-adversarial-rl`` (``src/dm_control_extension
 - the robustness "metrics" and their absolute ranges (``np.linspace(low, high, 11)``); the acrobot and
   ball_in_cup ranges are the ones the official code writes before overwriting them with empty arrays (its bug,
   specs/qarl.md §10.5);
-- 500-step episodes with dm_control's time limit disabled.
+- 500-step episodes with dm_control's time limit disabled;
+- the quadruped "reach goal" tasks (``quadruped_two_players.py``: ``reach_goal_vs_adversary`` and
+  ``reach_goal_vs_wind_adversary``, here ``reach_goal`` and ``reach_goal_wind``): the first keeps walk's torso
+  adversary; the wind adversary has one action, a total force along world +y in [0, 600] N (here |a| * 600) shared
+  equally by the robot's 17 bodies (:data:`QUADRUPED_WIND_BODIES`) and blowing only while the torso is at 4 <= x <= 8
+  (:data:`QUADRUPED_WIND_X`). Their reward is ``upright * 5 * exp(-0.2 * distance)``, up to 5 per step rather than
+  1, but the official code runs them with the same temperatures and threshold as every other task (c = 1,
+  xi = 100, the quadruped's), so nothing is rescaled here either (see :mod:`envs.adversarial.dmc`). The official
+  metrics are the quadruped's (torso mass 65-75 kg, friction 0.95-1.05: the wind physics names them
+  ``change_mass``/``change_friction``).
 """
 
 from __future__ import annotations
@@ -21,10 +30,21 @@ import difflib
 _XZ = ("x", "z")
 _PLANAR_XZ = ("x", "z", "ry")
 _XYZ = ("x", "y", "z")
+_LEG_PARTS = ("hip", "knee", "ankle", "toe")
 DMC_HORIZON = 500
-# quadruped walk and run share everything: torso force (x, z) and torque about y, bound 10, torso mass 65-75 kg,
-# friction 0.95-1.05, threshold 100
+# quadruped walk, run and reach_goal share everything: torso force (x, z) and torque about y, bound 10, torso mass
+# 65-75 kg, friction 0.95-1.05, threshold 100
 _QUADRUPED = (("torso",), ("x", "z", "ry"), (*_XYZ, "rx", "ry", "rz"), 10.0, "torso", (65, 75), None, (0.95, 1.05), 100)
+# the wind adversary's one action: the total wind (N) along world +y, commanded through the torso's y entry
+# (envs.adversarial.dmc spreads it over QUADRUPED_WIND_BODIES); metrics and threshold as the other quadruped tasks
+_QUADRUPED_WIND = (("torso",), ("y",), ("y",), 600.0, "torso", (65, 75), None, (0.95, 1.05), 100)
+QUADRUPED_WIND_BODIES: tuple[str, ...] = (
+    "torso",
+    *(f"{part}_{leg}" for leg in ("front_left", "front_right", "back_left", "back_right") for part in _LEG_PARTS),
+)
+"""The bodies the official wind pushes, each with 1/17 of the total: the torso and every leg body (official order)."""
+QUADRUPED_WIND_X = (4.0, 8.0)
+"""The wind blows only while the torso geom's world x is in this closed interval (the official wind zone)."""
 
 # (domain, task): bodies, axes, live axes, bound, first-metric body and range, second body (None: friction) and
 # range, threshold xi
@@ -44,6 +64,8 @@ DMC_TABLE: dict[tuple[str, str], tuple] = {
     ("reacher", "hard"): (("arm",), ("x", "y"), ("x", "y", "rz"), 0.1, "arm", (0.02, 0.06), "hand", (0.02, 0.05), 10),
     ("quadruped", "walk"): _QUADRUPED,
     ("quadruped", "run"): _QUADRUPED,
+    ("quadruped", "reach_goal"): _QUADRUPED,
+    ("quadruped", "reach_goal_wind"): _QUADRUPED_WIND,
 }
 
 
