@@ -45,13 +45,16 @@ def main() -> None:
             axes[2].plot(*s[tag], "o-", label=tag.split("/")[1])
     axes[2].set_title("protagonist return")
     axes[2].legend()
+    # since issue 10 the TensorBoard step counts the protagonist's env steps; older runs logged all env steps
+    pro = s.get("time/protagonist_steps")
+    xlabel = "protagonist env steps" if pro is not None and pro[0] == [int(v) for v in pro[1]] else "env steps"
     for ax in axes:
-        ax.set_xlabel("env steps")
+        ax.set_xlabel(xlabel)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     nu_steps, nu = s["curriculum/nu"]
-    print(f"| env steps | {steps[-1]} |\n|---|---|")
+    print(f"| {xlabel} | {steps[-1]} |\n|---|---|")
     print(f"| nu: first -> last | {nu[0]:.2f} -> {nu[-1]:.2f} |")
     print(f"| mean alpha: first -> last | {mean[0]:.5f} -> {mean[-1]:.5f} |")
     first_move = next((st for st, v in zip(nu_steps, nu, strict=True) if v < nu[0]), None)
