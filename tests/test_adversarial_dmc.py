@@ -312,9 +312,13 @@ def test_wind_zone_bound_limit_and_push() -> None:
 def test_wind_refuses_other_bodies_and_axes() -> None:
     with pytest.raises(ValueError, match=r"axis 'x'.*valid axes: \['y'\]"):
         AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind", axes=["x"])
-    game = AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind", bodies=["hip_front_left"])
+    with pytest.raises(ValueError, match=r"wind.*got bodies=\[.hip_front_left.\].*valid: bodies=\[.torso.\]"):
+        AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind", bodies=["hip_front_left"])
+    # the backend's own guard, for a force written past the core
+    game = AdversarialMujocoEnv("dmc_quadruped_reach_goal_wind")
     game.reset(seed=0)
-    with pytest.raises(ValueError, match=r"one action, the total wind.*bodies=\[.torso.\].*body .hip_front_left."):
+    game.data.xfrc_applied[game.model.body("hip_front_left").id, 0] = 1.0
+    with pytest.raises(ValueError, match=r"one action, the total wind.*body .hip_front_left."):
         game.step(np.zeros(game.protagonist_action_space.shape, np.float32), np.ones(1, np.float32))
 
 

@@ -222,7 +222,8 @@ class QuadrupedWind:
     the action by the bound and clipped it to the force limit), split equally over
     :data:`~envs.adversarial.dmc_specs.QUADRUPED_WIND_BODIES` along world +y, and applied only while the torso
     geom's x is in :data:`~envs.adversarial.dmc_specs.QUADRUPED_WIND_X`; every other entry of ``xfrc_applied`` is
-    zero. A force the core wrote anywhere else (``bodies=`` other than the torso) raises a ``ValueError``.
+    zero. The core refuses other ``bodies``/``axes`` at creation; a force written anywhere else past the core raises
+    a ``ValueError`` here.
 
     Args:
         model: the task's ``MjModel``.

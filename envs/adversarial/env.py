@@ -127,6 +127,13 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         self._axis_ids = np.array([self._axis_index(a) for a in self.axes], dtype=np.intp)
         if len(set(self.bodies)) != len(self.bodies) or len(set(self.axes)) != len(self.axes):
             raise ValueError(f"bodies {self.bodies} and axes {self.axes} must not repeat")
+        defaults = (self.spec_defaults.bodies, self.spec_defaults.axes)
+        if getattr(self.task, "wind", None) is not None and (self.bodies, self.axes) != defaults:
+            raise ValueError(
+                f"{self.spec_defaults.name}'s adversary is the wind (one action, the total wind along +y): bodies and "
+                f"axes cannot be chosen; got bodies={list(self.bodies)}, axes={list(self.axes)}; valid: "
+                f"bodies={list(defaults[0])}, axes={list(defaults[1])} (the defaults)"
+            )
         self.force_bound = float(force_bound if force_bound is not None else self.spec_defaults.force_bound)
         if not np.isfinite(self.force_bound) or self.force_bound < 0:
             raise ValueError(f"force_bound must be a finite non-negative number of newtons, got {force_bound!r}")
