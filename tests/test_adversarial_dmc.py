@@ -408,3 +408,24 @@ def test_sac_trains_on_a_view() -> None:
     adversary.reset(seed=0)
     _, reward, *_ = adversary.step(adversary.action_space.sample())
     assert float(reward) <= 0.0
+
+
+def test_official_cartpole_adversary_outweighs_the_cart() -> None:
+    """Why QARL's cartpole-swingup curriculum cannot reach its target (benchmarks/README.md, issue 11).
+
+    The official 2 N push on the pole's centre of mass makes more torque about the hinge than gravity and the
+    cart's largest acceleration together, so a rational adversary can keep the pole from swinging up; at 0.25 N it
+    cannot.
+    """
+    game = AdversarialMujocoEnv("dmc_cartpole_swingup")
+    model = game.model
+    pole, cart = model.body("pole_1").id, model.body("cart").id
+    lever = float(np.linalg.norm(model.body_ipos[pole]))  # hinge to the pole's centre of mass
+    gravity = float(model.body_mass[pole] * -model.opt.gravity[2] * lever)
+    cart_force = float(model.actuator_gear[0, 0] * np.abs(model.actuator_ctrlrange[0]).max())
+    cart_torque = float(model.body_mass[pole] * cart_force / (model.body_mass[cart] + model.body_mass[pole]) * lever)
+    adversary_min = game.force_bound * lever  # perpendicular push with one axis only; both axes give up to sqrt(2) x
+    assert game.force_bound == 2.0 and game.bodies == ("pole_1",)
+    assert (round(gravity, 2), round(cart_torque, 2), adversary_min) == (0.49, 0.45, 1.0)
+    assert adversary_min > gravity + cart_torque
+    assert 0.25 * np.sqrt(2) * lever < cart_torque  # the lowered bound of the demo run
