@@ -33,7 +33,7 @@ def grid_axis_labels(env: str, mass_body: str) -> tuple[str, str, bool]:
     try:
         spec = get_env_spec(env)
     except (KeyError, ValueError):
-        return f"mass factor ({mass_body})", "friction factor (all geoms)", True
+        return f"{mass_body} mass factor", "friction factor (all geoms)", True  # the wording of spec.grid_labels
     mass_label, second_label = spec.grid_labels
     return mass_label, second_label, not spec.grid_absolute
 
@@ -106,10 +106,10 @@ def sweep_figure(result: RobustnessResult) -> Figure:
     fig, axes = plt.subplots(
         1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.4), layout="constrained", squeeze=False
     )
-    mass_label, second_label, factors = grid_axis_labels(result.env, result.mass_body)
+    mass_label, second_label, relative = grid_axis_labels(result.env, result.mass_body)
     for ax, name in zip(axes[0], names, strict=False):
         ax.plot(result.sweep_factors[name], result.sweep_mean(name), marker="o")
-        if factors:
+        if relative:
             ax.axvline(1.0, color="red", lw=0.8, ls=":")
         ax.set_xlabel(mass_label if name == "mass" else second_label)
         ax.set_ylabel("return")

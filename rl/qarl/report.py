@@ -275,6 +275,10 @@ class Report:
         """The runs of one cell of the table, by seed."""
         return sorted((r for r in self.records if r.group == group and r.method == method), key=lambda r: r.seed)
 
+    def env_of(self, group: str) -> str:
+        """The env every run of ``group`` ran on (``group`` itself when the group has no runs)."""
+        return next((r.env for r in self.records if r.group == group), group)
+
     def settings(self, group: str) -> dict[str, str]:
         """The experiment settings every run of ``group`` shares (``algo.*`` excluded)."""
         runs = [r for r in self.records if r.group == group]
@@ -766,7 +770,7 @@ def plot_heatmaps(report: Report, env: str, path: Path) -> bool:
     from rl.qarl.plots import draw_heatmap
 
     panels = []
-    env_name = next((r.env for algo in report.methods(env) for r in report.runs_of(env, algo)), env)
+    env_name = report.env_of(env)
     for algo in report.methods(env):
         grids = [r.grid for r in report.runs_of(env, algo) if r.grid is not None]
         if not grids:
@@ -804,9 +808,8 @@ def plot_sweeps(report: Report, group: str, path: Path) -> bool:
     from rl.qarl.plots import grid_axis_labels
 
     names = ("mass", "friction")
-    runs = [r for method in report.methods(group) for r in report.runs_of(group, method)]
-    mass_body = next((r.grid["mass_body"] for r in runs if r.grid is not None), "torso")
-    mass_label, second_label, _ = grid_axis_labels(runs[0].env if runs else group, mass_body)
+    mass_body = next((r.grid["mass_body"] for r in report.records if r.group == group and r.grid), "torso")
+    mass_label, second_label, _ = grid_axis_labels(report.env_of(group), mass_body)
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained", squeeze=False)
     drawn = False
     for ax, name in zip(axes[0], names, strict=True):
