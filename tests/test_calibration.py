@@ -91,6 +91,30 @@ def test_calibration_tiny(tmp_path, capsys):
     assert SAC.load(path).num_timesteps == 260
 
 
+def test_rationality_check_of_a_given_scale(tmp_path, capsys):
+    """``rationality_reward_scale`` checks that c (e.g. the spec's) instead of the measured one; bad values fail first."""
+    common = [
+        "env=InvertedPendulum",
+        "protagonist_steps=60",
+        "learning_starts=50",
+        "net_arch=[8]",
+        "horizon=10",
+        "episodes=1",
+        "random_episodes=1",
+        "rationality=true",
+        "rationality_steps=20",
+        "rationality_net_arch=[8]",
+        f"protagonist_dir={tmp_path / 'protagonist'}",
+    ]
+    with pytest.raises(ValueError, match=r"rationality_reward_scale must be a positive number.*-2"):
+        calibrate(cal_cfg(*common, "rationality_reward_scale=-2", f"run_dir={tmp_path / 'bad'}"))
+    assert not (tmp_path / "bad").exists()
+    calibrate(cal_cfg(*common, "rationality_reward_scale=4.5", f"run_dir={tmp_path / 'run'}"))
+    r = json.loads((tmp_path / "run" / "calibration.json").read_text())["rationality"]
+    assert r["reward_scale"] == 4.5 and r["mu_mean"]["temperature"] == pytest.approx(4.5 / 1000)
+    assert "rationality check of c = 4.5" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_rationality_check_on_inverted_pendulum(tmp_path):
     """specs/qarl.md evidence 8 on InvertedPendulum-v5: the adversary at the mean of p0 keeps a higher entropy and

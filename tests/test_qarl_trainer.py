@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -134,8 +135,9 @@ def test_rescaling_rule(tmp_path):
     s = rescale(cfg.curriculum, get_env_spec("Hopper"))
     assert s.rate == pytest.approx(1000 / 3.36)  # c measured (benchmarks/README.md)
     assert s.threshold == pytest.approx(18.9 + 0.1 * (336 - 18.9))
+    unknown = dataclasses.replace(get_env_spec("Swimmer"), random_return=float("nan"))  # an env with no J_rand
     with pytest.raises(ValueError, match=r"curriculum\.threshold"):
-        rescale(tiny_cfg(tmp_path, "env=Swimmer").curriculum, get_env_spec("Swimmer"))
+        rescale(tiny_cfg(tmp_path, "env=Swimmer").curriculum, unknown)
 
 
 def test_invalid_algo_switches(tmp_path):

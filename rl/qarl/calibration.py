@@ -18,6 +18,7 @@ uniform random policy's discounted return (:func:`rl.qarl.modes.rescale`). This 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -215,7 +216,12 @@ def rationality_check(
     game = AdversarialMujocoEnv(env, max_episode_steps=int(horizon))
     nominal = run_episodes(game, protagonist, context, seeds)
     rate = float(rate_dmc) / float(reward_scale)
-    result: dict[str, Any] = {"nominal_return": float(nominal.returns.mean()), "rate": rate, "steps": int(steps)}
+    result: dict[str, Any] = {
+        "nominal_return": float(nominal.returns.mean()),
+        "reward_scale": float(reward_scale),
+        "rate": rate,
+        "steps": int(steps),
+    }
     for name, nu in (("p0_mean", nu_init), ("mu_mean", nu_target)):
         alpha = float(nu) / rate
         settings = AttackSettings(
@@ -269,6 +275,11 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     for name in ("protagonist_steps", "horizon", "episodes", "random_episodes", "rationality_steps", "checkpoint_every"):
         if int(cfg[name]) < 1:
             raise ValueError(f"{name} must be a positive integer, got {cfg[name]!r}")
+    checked_scale = cfg.rationality_reward_scale
+    if checked_scale is not None and not (math.isfinite(float(checked_scale)) and float(checked_scale) > 0):
+        raise ValueError(
+            f"rationality_reward_scale must be a positive number (or null: the measured c), got {checked_scale!r}"
+        )
     if cfg.protagonist_run is not None:
         from rl.qarl.checkpoint import find_run
 
@@ -314,12 +325,13 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     )
     c = result["competent"]["reward_scale"]
     if cfg.rationality:
+        checked = c if cfg.rationality_reward_scale is None else float(cfg.rationality_reward_scale)
         defaults = CurriculumConfig()
         result["rationality"] = rationality_check(
             protagonist,
             spec.name,
             context,
-            c,
+            checked,
             int(cfg.rationality_steps),
             run.root / "rationality",
             int(cfg.episodes),
@@ -347,6 +359,9 @@ def calibrate(cfg: Any) -> dict[str, Any]:
                 f"  adversary at the {name} (alpha {a['temperature']:.4g}): entropy {a['entropy']:.3f} "
                 f"(initial {a['initial_entropy']:.3f}), return {a['return']:.1f}, drop {a['return_drop']:.1f}"
             )
-        print(f"  rationality check {'passed' if r['passed'] else 'FAILED'} (nominal return {r['nominal_return']:.1f})")
+        print(
+            f"  rationality check of c = {r['reward_scale']:.3g} {'passed' if r['passed'] else 'FAILED'} "
+            f"(nominal return {r['nominal_return']:.1f})"
+        )
     print(f"written to {run.root / 'calibration.json'}")
     return result

@@ -136,6 +136,9 @@ class CalibrateScalesConfig(RunConfig):
         gamma: discount of J_rand.
         rationality: also run the rationality check (adversaries at the means of p0 and mu).
         rationality_steps: each of those adversaries' training budget.
+        rationality_reward_scale: the c whose temperatures the check uses (``null``: the c just measured; a number,
+            e.g. the value in ``envs/adversarial/specs.py``, checks that value, as spec §3.3 asks when no competent
+            protagonist is affordable).
         rationality_net_arch: their hidden layers.
         progress: show progress bars.
     """
@@ -153,6 +156,7 @@ class CalibrateScalesConfig(RunConfig):
     gamma: float = 0.99
     rationality: bool = False
     rationality_steps: int = 10_000
+    rationality_reward_scale: float | None = None
     rationality_net_arch: list[int] = field(default_factory=lambda: [64, 64])
     progress: bool = False
 
