@@ -135,6 +135,11 @@ def test_rescaling_rule(tmp_path):
     s = rescale(cfg.curriculum, get_env_spec("Hopper"))
     assert s.rate == pytest.approx(1000 / 3.36)  # c measured (benchmarks/README.md)
     assert s.threshold == pytest.approx(18.9 + 0.1 * (336 - 18.9))
+    from envs.adversarial.specs import ADVERSARIAL_ENVS
+
+    for spec in ADVERSARIAL_ENVS.values():  # every registered env has c and J_rand (or xi): QARL runs without overrides
+        assert np.isfinite(rescale(cfg.curriculum, spec).threshold), spec.name
+    assert rescale(cfg.curriculum, get_env_spec("Walker2d")).rate == pytest.approx(1000 / 3.06)  # measured c
     unknown = dataclasses.replace(get_env_spec("Swimmer"), random_return=float("nan"))  # an env with no J_rand
     with pytest.raises(ValueError, match=r"curriculum\.threshold"):
         rescale(tiny_cfg(tmp_path, "env=Swimmer").curriculum, unknown)

@@ -357,7 +357,8 @@ def calibrate(cfg: Any) -> dict[str, Any]:
             a = r[name]
             print(
                 f"  adversary at the {name} (alpha {a['temperature']:.4g}): entropy {a['entropy']:.3f} "
-                f"(initial {a['initial_entropy']:.3f}), return {a['return']:.1f}, drop {a['return_drop']:.1f}"
+                f"(initial {a['initial_entropy']:.3f}), return {a['return']:.1f}, drop {a['return_drop']:.1f} "
+                f"({100 * a['return_drop'] / max(abs(r['nominal_return']), 1e-12):.0f}% of nominal)"
             )
         print(
             f"  rationality check of c = {r['reward_scale']:.3g} {'passed' if r['passed'] else 'FAILED'} "
