@@ -15,8 +15,8 @@ measured c replaces the spec's estimate when its SAC protagonist lives at least 
 - Hopper c = 3.36, measured (210k steps, 460 of 500 steps; the spec guessed 3).
 - Walker2d c = 3.06, measured (260k steps, 500 of 500 steps, return 1529; 2.90 at 200k; the spec guessed 4.5; the
   rationality check passes with both).
-- HalfCheetah c = 10, the spec's estimate: a 200k-step protagonist gives 6.46 and is still improving (4.93 at
-  100k); the check passes with 10.
+- HalfCheetah c = 10, the spec's estimate: a 300k-step protagonist gives 7.30 and is still improving (4.93, 6.46
+  at 100k, 200k); the check passes with 10.
 - Swimmer c = 0.3, our estimate, kept by the check: SAC at gamma = 0.99 plateaus at 0.089 per step, but with that
   value the p0-mean adversary loses its spread and lowers the return by 19%; with 0.3 it keeps its spread and
   lowers it by 2%, while the mu-mean adversary lowers it by 38%.
