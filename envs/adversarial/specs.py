@@ -20,8 +20,9 @@ measured c replaces the spec's estimate when its SAC protagonist lives at least 
 - Swimmer c = 0.3, our estimate, kept by the check: SAC at gamma = 0.99 plateaus at 0.089 per step, but with that
   value the p0-mean adversary loses its spread and lowers the return by 19%; with 0.3 it keeps its spread and
   lowers it by 2%, while the mu-mean adversary lowers it by 38%.
-- Ant c = 5 and Humanoid c = 5, the spec's estimates, unverified: Ant's protagonist gives 1.77 at 200k steps and
-  its check is inconclusive (0.3 N on the torso does not hurt it); Humanoid needs about 1M steps.
+- Ant c = 5 and Humanoid c = 5, the spec's estimates, unverified: Ant's protagonist gives 2.14 at 300k steps and is
+  still improving, and its check (200k protagonist) is inconclusive (0.3 N on the torso does not hurt it); Humanoid
+  needs about 1M steps.
 
 J_rand: Swimmer 0.28 ± 0.63 and Humanoid 94.2 ± 3.9 (20 episodes) are ours; the others are the spec's measurements,
 which ours agree with within one standard error.

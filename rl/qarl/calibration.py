@@ -275,11 +275,10 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     for name in ("protagonist_steps", "horizon", "episodes", "random_episodes", "rationality_steps", "checkpoint_every"):
         if int(cfg[name]) < 1:
             raise ValueError(f"{name} must be a positive integer, got {cfg[name]!r}")
-    checked_scale = cfg.rationality_reward_scale
-    if checked_scale is not None and not (math.isfinite(float(checked_scale)) and float(checked_scale) > 0):
-        raise ValueError(
-            f"rationality_reward_scale must be a positive number (or null: the measured c), got {checked_scale!r}"
-        )
+    given = cfg.rationality_reward_scale
+    checked_scale = None if given is None else float(given)
+    if checked_scale is not None and not (math.isfinite(checked_scale) and checked_scale > 0):
+        raise ValueError(f"rationality_reward_scale must be a positive number (or null: the measured c), got {given!r}")
     if cfg.protagonist_run is not None:
         from rl.qarl.checkpoint import find_run
 
@@ -325,13 +324,12 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     )
     c = result["competent"]["reward_scale"]
     if cfg.rationality:
-        checked = c if cfg.rationality_reward_scale is None else float(cfg.rationality_reward_scale)
         defaults = CurriculumConfig()
         result["rationality"] = rationality_check(
             protagonist,
             spec.name,
             context,
-            checked,
+            c if checked_scale is None else checked_scale,
             int(cfg.rationality_steps),
             run.root / "rationality",
             int(cfg.episodes),

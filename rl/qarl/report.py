@@ -275,13 +275,17 @@ class Report:
         """The runs of one cell of the table, by seed."""
         return sorted((r for r in self.records if r.group == group and r.method == method), key=lambda r: r.seed)
 
+    def runs_in(self, group: str) -> list[RunRecord]:
+        """Every run of ``group``, all methods."""
+        return [r for r in self.records if r.group == group]
+
     def env_of(self, group: str) -> str:
         """The env every run of ``group`` ran on (``group`` itself when the group has no runs)."""
-        return next((r.env for r in self.records if r.group == group), group)
+        return next((r.env for r in self.runs_in(group)), group)
 
     def settings(self, group: str) -> dict[str, str]:
         """The experiment settings every run of ``group`` shares (``algo.*`` excluded)."""
-        runs = [r for r in self.records if r.group == group]
+        runs = self.runs_in(group)
         shared = dict(runs[0].experiment) if runs else {}
         for r in runs[1:]:
             shared = {k: v for k, v in shared.items() if r.experiment.get(k) == v}
@@ -808,7 +812,7 @@ def plot_sweeps(report: Report, group: str, path: Path) -> bool:
     from rl.qarl.plots import grid_axis_labels
 
     names = ("mass", "friction")
-    mass_body = next((r.grid["mass_body"] for r in report.records if r.group == group and r.grid), "torso")
+    mass_body = next((r.grid["mass_body"] for r in report.runs_in(group) if r.grid), "torso")
     mass_label, second_label, _ = grid_axis_labels(report.env_of(group), mass_body)
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), layout="constrained", squeeze=False)
     drawn = False
