@@ -24,7 +24,7 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from rl.common.io import atomic_write_text
+from rl.common.io import atomic_write_text, load_state_file, torch_save_weights_only
 from rl.qarl.modes import Teacher, protagonist_class, resolve_mode, teacher_from_state
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 
@@ -68,7 +68,7 @@ class CheckpointManager:
                 agent.save(tmp / f"{name}.zip")
             (tmp / "state.json").write_text(json.dumps(summary, indent=1, default=float))
             if resume_state is not None:
-                th.save(resume_state, tmp / RESUME_FILE)
+                torch_save_weights_only(resume_state, tmp / RESUME_FILE)
             for path in (*tmp.iterdir(), tmp):  # the data, then the folder entry, reach the disk before the rename
                 _fsync(path)
             if final.exists():
@@ -108,12 +108,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def load_resume_state(checkpoint: Path, device: th.device | str = "cpu") -> dict[str, Any]:
-    """The full resume state of a checkpoint folder.
+def load_resume_state(checkpoint: Path, device: th.device | str = "cpu", trusted: bool = False) -> dict[str, Any]:
+    """The full resume state of a checkpoint folder, read weights-only (reading it never runs code from it).
+
+    Args:
+        checkpoint: the checkpoint folder.
+        device: where its tensors go.
+        trusted: read an old-format ``resume.pt`` (pickled NumPy objects) anyway, which runs any code it names.
 
     Raises:
         NotARunError: the folder has no ``resume.pt`` (an older checkpoint kept with policies only, or one
             written by a version without exact resume).
+        rl.common.io.UnsafeStateFileError: ``resume.pt`` is not weights-only (an old format, or a crafted file);
+            the message says how to convert it.
     """
     path = Path(checkpoint) / RESUME_FILE
     if not path.exists():
@@ -121,7 +128,7 @@ def load_resume_state(checkpoint: Path, device: th.device | str = "cpu") -> dict
             f"{str(checkpoint)!r} holds policies only (no {RESUME_FILE}): it cannot be resumed exactly; "
             "only the newest checkpoint keeps the resume state unless budget.keep_full=all"
         )
-    state: dict[str, Any] = th.load(path, map_location=device, weights_only=False)
+    state: dict[str, Any] = load_state_file(path, map_location=device, trusted=trusted)
     return state
 
 
