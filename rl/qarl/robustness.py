@@ -40,7 +40,7 @@ from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.specs import get_env_spec
 from rl.common.registry import check_choice
-from rl.qarl.best_response import AttackSettings, Greedy, get_attackers, settings_from_config
+from rl.qarl.best_response import AttackSettings, Greedy, get_attackers, load_attacker, settings_from_config
 from rl.qarl.checkpoint import NotARunError, QARLPolicies, find_run, glob_run_dirs, load_policies
 from rl.qarl.evaluation import run_episodes
 from rl.qarl.modes import resolve_mode
@@ -218,13 +218,11 @@ class Evaluator:
         device: str = "cpu",
         attackers: Sequence[str] = (),
         greedy_attackers: bool = True,
+        weights_only: bool = False,
     ) -> None:
-        from stable_baselines3 import SAC
-
-        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers)
-        self.greedy_attackers = greedy_attackers
-        self.policies: QARLPolicies = load_policies(run_dir, device=device)
-        self.attackers: list[Any] = [SAC.load(path, device=device) for path in attackers]
+        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers, weights_only)
+        self.greedy_attackers, self.weights_only = greedy_attackers, weights_only
+        self.policies: QARLPolicies = load_policies(run_dir, device=device, weights_only=weights_only)
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
         self.spec = get_env_spec(cfg.env.name)
@@ -232,6 +230,10 @@ class Evaluator:
         env_cfg = dict(cfg.env)
         env_cfg["max_episode_steps"] = int(horizon if horizon is not None else cfg.budget.horizon)
         self.game: AdversarialMujocoEnv = make_game(env_cfg)
+        self.attackers: list[Any] = [
+            load_attacker(path, self.policies.protagonist, self.mode.context, env_cfg, device, weights_only)
+            for path in attackers
+        ]
         expected = int(np.prod(self.game.observation_space.shape or ())) + (0 if self.mode.context == "none" else 1)
         got = self.policies.protagonist.observation_space.shape
         if got != (expected,):
@@ -274,16 +276,23 @@ _WORKER: Evaluator | None = None
 _WORKER_ERROR: str | None = None
 
 
-def _init_worker(run_dir: str, horizon: int | None, device: str, attackers: tuple[str, ...] = (), greedy: bool = True) -> None:
+def _init_worker(
+    run_dir: str,
+    horizon: int | None,
+    device: str,
+    attackers: tuple[str, ...] = (),
+    greedy: bool = True,
+    weights_only: bool = False,
+) -> None:
     """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
     global _WORKER, _WORKER_ERROR
     import torch as th
 
     th.set_num_threads(1)
-    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy):
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy, weights_only):
         return
     try:
-        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy)
+        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy, weights_only)
     except Exception as e:  # reported by every task rather than respawning the worker forever
         _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
 
@@ -306,6 +315,7 @@ def run_tasks(
     attackers: Sequence[str] = (),
     evaluator: Evaluator | None = None,
     greedy_attackers: bool = True,
+    weights_only: bool = False,
 ) -> list[TaskResult]:
     """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
 
@@ -318,7 +328,7 @@ def run_tasks(
     global _WORKER
     attackers = tuple(str(a) for a in attackers)
     if evaluator is None:
-        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers)
+        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers, weights_only)
     results: list[TaskResult] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     try:
@@ -330,7 +340,7 @@ def run_tasks(
         else:
             _WORKER = evaluator
             ctx = mp.get_context(mp_context)
-            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers)
+            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers, evaluator.weights_only)
             with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
                     results.append(result)
@@ -456,6 +466,7 @@ def evaluate_run(
     best_response: AttackSettings | None = None,
     sweep_size: int = 0,
     sweep_episodes: int | None = None,
+    weights_only: bool = False,
 ) -> RobustnessResult:
     """Evaluate one run: nominal, under attack, on the mass x friction grid and on the 1-D sweeps.
 
@@ -479,6 +490,9 @@ def evaluate_run(
         best_response: the attacker's settings (default :class:`AttackSettings` ``()``).
         sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
         sweep_episodes: episodes per sweep point (``None``: ``episodes_per_cell``).
+        weights_only: build the players (and best-response adversaries) from the run's config and read only network
+            parameters from the SB3 zips (:func:`rl.qarl.checkpoint.load_policies`); ``False``: SB3's ``load``,
+            which unpickles objects stored in the zips (runs code from them).
     """
     sweep_episodes = int(episodes_per_cell if sweep_episodes is None else sweep_episodes)
     for name, value in (
@@ -499,11 +513,11 @@ def evaluate_run(
     settings = None
     if attack in ("best_response", "both"):
         settings = best_response if best_response is not None else AttackSettings()
-        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress)
+        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress, weights_only)
         where = next(iter(attackers.values())).parent
         print(f"{info.label}: best-response adversary {'trained' if trained else 'reused'}: {where}")
     greedy = settings.deterministic if settings is not None else True
-    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy)
+    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy, weights_only)
     co_trained = attack in ("co_trained", "both") and evaluator.force_adversary
     tasks = make_tasks(
         grid, int(episodes_per_cell), int(eval_episodes), int(seed), co_trained, len(attackers), sweeps, sweep_episodes
@@ -746,6 +760,7 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
                 best_response=settings_from_config(cfg.best_response),
                 sweep_size=int(cfg.sweep_size),
                 sweep_episodes=cfg.sweep_episodes,
+                weights_only=bool(cfg.get("weights_only", False)),
             )
         except ValueError as e:  # NotARunError included
             if len(runs) == 1:
