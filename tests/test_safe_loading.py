@@ -114,6 +114,7 @@ def test_crafted_calibration_buffer_is_refused_and_runs_nothing(tmp_path, name):
 
     marker = tmp_path / "ran.txt"
     out = tmp_path / "protagonist"
+    out.mkdir()
     SAC("MlpPolicy", ProtagonistView("InvertedPendulum", max_episode_steps=20), policy_kwargs={"net_arch": [8]}).save(
         out / "partial.zip"
     )

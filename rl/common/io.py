@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -145,17 +146,16 @@ def load_state_file(
             raise UnsafeStateFileError(
                 f"{str(path)!r} is not a weights-only state file, so reading it could run code stored in it. It was "
                 "probably written by an older rldyn (NumPy arrays pickled as objects). If you trust where it came "
-                f"from, convert it once with: python {_CONVERT_SCRIPT} --trust {path}"
+                f"from, convert it once with: python {_CONVERT_SCRIPT} --trust {shlex.quote(str(path))}"
             ) from e
         state = torch.load(path, map_location=map_location, weights_only=False)
     return from_weights_only(state)
 
 
-def convert_state_file(path: str | os.PathLike[str], load: Callable[[Path], Any] | None = None) -> bool:
+def convert_state_file(path: str | os.PathLike[str]) -> bool:
     """Rewrite a trusted old-format state file in the weights-only format, in place; ``False`` if it already was.
 
-    Unpickles the file (running any code it names): call it only on files from a trusted source. ``load`` reads the
-    old file instead of ``torch.load(weights_only=False)`` (e.g. a pickled replay buffer).
+    Unpickles the file (running any code it names): call it only on files from a trusted source.
     """
     file = Path(path)
     try:
@@ -163,6 +163,5 @@ def convert_state_file(path: str | os.PathLike[str], load: Callable[[Path], Any]
         return False
     except pickle.UnpicklingError:
         pass
-    state = load(file) if load is not None else torch.load(file, map_location="cpu", weights_only=False)
-    atomic_torch_save(state, file)
+    atomic_torch_save(torch.load(file, map_location="cpu", weights_only=False), file)
     return True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -171,8 +172,9 @@ def _has_buffer(path: Path) -> bool:
     pickled = path.with_suffix(".pkl")
     if not path.exists() and pickled.exists():
         raise UnsafeStateFileError(
-            f"{str(pickled)!r} is a pickled replay buffer (older rldyn): reading it could run code stored in it. If you "
-            f"trust where it came from, convert it once with: python scripts/convert_state_file.py --trust {pickled}"
+            f"{str(pickled)!r} is a pickled replay buffer (older rldyn): reading it could run code stored in it. If "
+            "you trust where it came from, convert it once with: "
+            f"python scripts/convert_state_file.py --trust {shlex.quote(str(pickled))}"
         )
     return path.exists()
 
@@ -297,6 +299,8 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     """The body of ``scripts/calibrate_scales.py``: J_rand, c and optionally the rationality check of ``cfg.env``.
 
     Writes ``calibration.json`` into the run folder and prints the values to put in ``envs/adversarial/specs.py``.
+    The protagonist (``protagonist_run`` or ``protagonist_dir``) is read with SB3's ``load``, which unpickles
+    objects stored in its ``.zip`` (runs code from it): give only folders from a trusted source.
     """
     import torch as th
 
