@@ -16,6 +16,7 @@ from dynamics.dsr.models import MODEL_NAMES, ShallowPLRNN, make_model
 from dynamics.dsr.observation import IdentityObservation
 from dynamics.dsr.rollout import forced_rollout, forced_rollout_autograd, free_run
 from dynamics.dsr.types import DSRData
+from envs.common.io import load_state_file
 
 ROLLOUTS = [forced_rollout, forced_rollout_autograd]
 
@@ -184,7 +185,7 @@ def test_tiny_training_lowers_loss(lorenz_data: DSRData) -> None:
 def test_train_writes_checkpoint_and_logs(tmp_path) -> None:
     result = train_mod.train(tiny_cfg(tmp_path, forcing={"alpha_method": "product_upper_bound", "alpha": 1.0}))
     assert result["epoch"] == 3 and result["nan"] == 0.0 and np.isfinite(result["d_stsp"])
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    state = load_state_file(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["epoch"] == 3 and 0.0 <= state["alpha"] < 1.0
     assert set(state["data_mean"].shape) == {3}  # standardisation recorded
 
@@ -215,7 +216,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch) -
     monkeypatch.setattr(train_mod, "gtf_loss", poisoned)
     result = train_mod.train(tiny_cfg(tmp_path, forcing={"method": "stf", "tau": 5}))
     assert result["nan"] == 1.0
-    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    state = load_state_file(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
@@ -263,11 +264,11 @@ def test_best_checkpoint_is_selected_on_training_data_only(tmp_path, lorenz_data
 
         monkeypatch.setattr(train_mod, "selection_score", spy)
         result = train_mod.train(tiny_cfg(tmp_path / name, eval_len=300, select_len=600))
-        best = torch.load(tmp_path / name / "run" / "checkpoints" / "best.pt", weights_only=False)
+        best = load_state_file(tmp_path / name / "run" / "checkpoints" / "best.pt")
         return result, best, seen
 
     result, best, seen = run("a", lorenz_data)
-    last = torch.load(tmp_path / "a" / "run" / "checkpoints" / "last.pt", weights_only=False)
+    last = load_state_file(tmp_path / "a" / "run" / "checkpoints" / "last.pt")
     assert len(seen) == 3 and all(np.isfinite(seen))
     assert best["epoch"] == result["best_epoch"] == 2 and best["select_d_stsp_train"] == 1.0 and last["epoch"] == 3
     assert result["best_select_d_stsp_train"] == 1.0 and result["select_d_stsp_train"] == 3.0

@@ -15,6 +15,7 @@ from hydra.errors import ConfigCompositionException
 
 from dynamics.node.config import register_configs
 from dynamics.node.train import train
+from envs.common.io import load_state_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -56,7 +57,7 @@ def test_schema_rejects_typos():
 def run(tmp_path, name, overrides):
     cfg = make_cfg([*TINY, *overrides, f"run_dir={tmp_path / name}"])
     metrics = train(cfg)
-    return metrics, torch.load(tmp_path / name / "checkpoints" / "last.pt", weights_only=False)
+    return metrics, load_state_file(tmp_path / name / "checkpoints" / "last.pt")
 
 
 def test_coefficient_zero_trains_exactly_like_vanilla(tmp_path):
@@ -214,7 +215,7 @@ def test_mnist_paper2021_preset_trains_on_local_idx_files(tmp_path):
         cfg = make_cfg([*TINY, *overrides, f"run_dir={tmp_path / str(decay)}"])
         torch.manual_seed(0)
         metrics = train(cfg)
-        ckpt = torch.load(tmp_path / str(decay) / "checkpoints" / "last.pt", weights_only=False)
+        ckpt = load_state_file(tmp_path / str(decay) / "checkpoints" / "last.pt")
         assert metrics["test_nfe"] >= 8 and ckpt["step"] == 1
         assert "momentum_buffer" in ckpt["optimizer"]["state"][0]  # SGD with momentum
         from dynamics.node.models import ODEClassifier

@@ -45,7 +45,7 @@ from dynamics.dsr.observation import ObservationModel, make_observation
 from dynamics.dsr.rollout import forced_rollout, forced_rollout_autograd, generate
 from dynamics.dsr.types import DSRData, GTFBatch
 from envs.common.device import resolve_device
-from envs.common.io import atomic_torch_save, atomic_write_text
+from envs.common.io import atomic_torch_save, atomic_write_text, load_state_file
 from envs.common.registry import check_choice, lookup
 from envs.common.runs import prepare_run_dir
 from envs.common.seeding import seed_everything
@@ -268,13 +268,19 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> str:
 
 
 def load_run(
-    run_dir: Path, checkpoint: str = "last.pt", device: str = "cpu"
+    run_dir: Path, checkpoint: str = "last.pt", device: str = "cpu", trusted: bool = False
 ) -> tuple[LatentModel, ObservationModel, DSRData, dict[str, Any]]:
     """Rebuild a run's models (from its ``config.yaml`` and checkpoint) and its data.
 
     ``checkpoint`` is resolved by :func:`resolve_checkpoint`; the file used is returned in the state as
     ``checkpoint_file``. The data are the run's recorded data: files are read from the folder recorded at training
     time (not the config's ``data_dir`` re-resolved against this checkout) and their checksums must match the record.
+    The checkpoint is read weights-only (:func:`envs.common.io.load_state_file`): reading it never runs code from it;
+    ``trusted`` reads an old-format checkpoint anyway (unpickling it, which runs any code it names).
+
+    Raises:
+        envs.common.io.UnsafeStateFileError: the checkpoint is not weights-only (an old format, or a crafted file);
+            the message says how to convert it.
     """
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert isinstance(cfg, DictConfig)
@@ -282,7 +288,7 @@ def load_run(
     path = run_dir / "checkpoints" / checkpoint
     if not path.exists():
         raise ValueError(f"no checkpoint {path}; available: {sorted(p.name for p in path.parent.glob('*.pt'))}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_state_file(path, map_location="cpu", trusted=trusted)
     recorded = state.get("data_provenance")
     if recorded and recorded.get("source") == "file":
         cfg.system.source = "file"

@@ -1,4 +1,8 @@
-"""Training loop of ``scripts/train_node.py``: one task, one regularizer, TensorBoard, atomic checkpoints, tqdm."""
+"""Training loop of ``scripts/train_node.py``: one task, one regularizer, TensorBoard, atomic checkpoints, tqdm.
+
+``checkpoints/last.pt`` (model and optimizer state dicts, epoch, step, resolved config) is written weights-only; read
+it with :func:`envs.common.io.load_state_file`, which never runs code from the file.
+"""
 
 from __future__ import annotations
 

@@ -1,17 +1,22 @@
-"""Atomic writes: a crash or Ctrl-C never leaves a half-written checkpoint behind.
+"""Atomic writes (a crash or Ctrl-C never leaves a half-written checkpoint behind) and weights-only state files.
 
 Everything is written to a temporary file in the destination folder, flushed, then renamed over
 the destination with ``os.replace`` (atomic on POSIX and Windows within one file system).
+State files are written and read weights-only (:func:`load_state_file`): reading one never runs code from it.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import shlex
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -54,5 +59,109 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    return atomic_save(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` to ``path`` atomically, in the weights-only format that :func:`load_state_file` reads."""
+    state = to_weights_only(obj)
+    return atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+
+# ---------------------------------------------------------------------------- weights-only state files
+# Every state file of the project (QARL's resume.pt, GTF and NODE checkpoints, calibration replay buffers) is read
+# with ``torch.load(weights_only=True)``: tensors, numbers, strings, bytes, None, and dicts, lists, tuples and sets of
+# them; nothing in such a file can run code when read. NumPy arrays and scalars are stored as a tagged dict of their
+# dtype, shape and raw bytes (a uint8 tensor) and come back bit for bit with their dtype.
+_NUMPY_TAG = "__rldyn_numpy__"
+_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.Size, torch.dtype, torch.device)
+_CONVERT_SCRIPT = "scripts/convert_state_file.py"
+
+
+class UnsafeStateFileError(ValueError):
+    """A state file that cannot be read weights-only: an old-format checkpoint, or one crafted to run code."""
+
+
+def to_weights_only(obj: Any, where: str = "state") -> Any:
+    """``obj`` with every NumPy array and scalar replaced by a tagged dict that ``torch.load(weights_only=True)`` reads.
+
+    Raises:
+        TypeError: ``obj`` holds something a weights-only load refuses (a class instance, a deque, an object array);
+            the message names where (``where`` is the name of ``obj`` in it).
+    """
+    if isinstance(obj, np.ndarray | np.generic):
+        array = np.asarray(obj)
+        if array.dtype.hasobject or array.dtype.fields is not None:
+            raise TypeError(f"{where}: a NumPy array of dtype {array.dtype} cannot be stored weights-only")
+        raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        data = torch.from_numpy(raw if raw.flags.writeable else raw.copy())
+        kind = "scalar" if isinstance(obj, np.generic) else "array"
+        return {_NUMPY_TAG: kind, "dtype": array.dtype.str, "shape": list(array.shape), "data": data}
+    if type(obj) in (dict, OrderedDict):
+        if _NUMPY_TAG in obj:
+            raise TypeError(f"{where}: the key {_NUMPY_TAG!r} is reserved")
+        return type(obj)((k, to_weights_only(v, f"{where}[{k!r}]")) for k, v in obj.items())
+    if type(obj) in (list, tuple, set):
+        return type(obj)(to_weights_only(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    if type(obj) in _LEAVES or isinstance(obj, torch.Tensor):
+        return obj
+    raise TypeError(
+        f"{where}: a {type(obj).__module__}.{type(obj).__qualname__} cannot be stored weights-only; convert it to "
+        "tensors, arrays, numbers, strings, lists, tuples or dicts in its state_dict()"
+    )
+
+
+def from_weights_only(obj: Any) -> Any:
+    """Undo :func:`to_weights_only` (NumPy payloads come back on the CPU, writable)."""
+    if type(obj) in (dict, OrderedDict):
+        if _NUMPY_TAG in obj:
+            array = obj["data"].cpu().numpy().view(np.dtype(obj["dtype"])).reshape(obj["shape"])
+            return array[()] if obj[_NUMPY_TAG] == "scalar" else array
+        return type(obj)((k, from_weights_only(v)) for k, v in obj.items())
+    if type(obj) in (list, tuple, set):
+        return type(obj)(from_weights_only(v) for v in obj)
+    return obj
+
+
+def torch_save_weights_only(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` of :func:`to_weights_only` of ``obj`` (not atomic: see :func:`atomic_torch_save`)."""
+    torch.save(to_weights_only(obj), path)
+
+
+def load_state_file(
+    path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu", trusted: bool = False
+) -> Any:
+    """Read a state file written by :func:`atomic_torch_save` with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: the file.
+        map_location: where its tensors go (NumPy payloads always come back on the CPU).
+        trusted: if the file is not weights-only (an old-format checkpoint), unpickle it anyway. Unpickling runs
+            whatever code the file names: only for files from a trusted source.
+
+    Raises:
+        UnsafeStateFileError: the file is not weights-only (and ``trusted`` is false); the message says how to
+            convert it.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trusted:
+            raise UnsafeStateFileError(
+                f"{str(path)!r} is not a weights-only state file, so reading it could run code stored in it. It was "
+                "probably written by an older rldyn (NumPy arrays pickled as objects). If you trust where it came "
+                f"from, convert it once with: python {_CONVERT_SCRIPT} --trust {shlex.quote(str(path))}"
+            ) from e
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    return from_weights_only(state)
+
+
+def convert_state_file(path: str | os.PathLike[str]) -> bool:
+    """Rewrite a trusted old-format state file in the weights-only format, in place; ``False`` if it already was.
+
+    Unpickles the file (running any code it names): call it only on files from a trusted source.
+    """
+    file = Path(path)
+    try:
+        torch.load(file, map_location="cpu", weights_only=True)
+        return False
+    except pickle.UnpicklingError:
+        pass
+    atomic_torch_save(torch.load(file, map_location="cpu", weights_only=False), file)
+    return True

@@ -7,6 +7,10 @@ teacher; human-readable) and ``resume.pt``, the full resume state of :meth:`rl.q
 newest checkpoint keeps ``resume.pt``; older ones keep the policies only. A folder is written under a temporary
 name and renamed when complete, and ``checkpoints/latest`` (written atomically) names the newest one, so a crash
 or a signal never leaves a half-written checkpoint where a reader looks.
+
+Security: ``resume.pt`` is weights-only (:func:`envs.common.io.load_state_file`): reading it never runs code from it.
+SB3's ``.zip`` files store some objects with cloudpickle, so loading one with SB3's ``load`` runs code from it;
+:func:`load_policies` with ``weights_only=True`` reads only their network parameters.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from envs.common.io import atomic_write_text
+from envs.common.io import atomic_write_text, load_state_file, torch_save_weights_only
+from rl.qarl.agents import agent_spec, load_weights, player_view
 from rl.qarl.modes import Teacher, protagonist_class, resolve_mode, teacher_from_state
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 
@@ -68,7 +73,7 @@ class CheckpointManager:
                 agent.save(tmp / f"{name}.zip")
             (tmp / "state.json").write_text(json.dumps(summary, indent=1, default=float))
             if resume_state is not None:
-                th.save(resume_state, tmp / RESUME_FILE)
+                torch_save_weights_only(resume_state, tmp / RESUME_FILE)
             for path in (*tmp.iterdir(), tmp):  # the data, then the folder entry, reach the disk before the rename
                 _fsync(path)
             if final.exists():
@@ -108,12 +113,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def load_resume_state(checkpoint: Path, device: th.device | str = "cpu") -> dict[str, Any]:
-    """The full resume state of a checkpoint folder.
+def load_resume_state(checkpoint: Path, device: th.device | str = "cpu", trusted: bool = False) -> dict[str, Any]:
+    """The full resume state of a checkpoint folder, read weights-only (reading it never runs code from it).
+
+    Args:
+        checkpoint: the checkpoint folder.
+        device: where its tensors go.
+        trusted: read an old-format ``resume.pt`` (pickled NumPy objects) anyway, which runs any code it names.
 
     Raises:
         NotARunError: the folder has no ``resume.pt`` (an older checkpoint kept with policies only, or one
             written by a version without exact resume).
+        envs.common.io.UnsafeStateFileError: ``resume.pt`` is not weights-only (an old format, or a crafted file);
+            the message says how to convert it.
     """
     path = Path(checkpoint) / RESUME_FILE
     if not path.exists():
@@ -121,7 +133,7 @@ def load_resume_state(checkpoint: Path, device: th.device | str = "cpu") -> dict
             f"{str(checkpoint)!r} holds policies only (no {RESUME_FILE}): it cannot be resumed exactly; "
             "only the newest checkpoint keeps the resume state unless budget.keep_full=all"
         )
-    state: dict[str, Any] = th.load(path, map_location=device, weights_only=False)
+    state: dict[str, Any] = load_state_file(path, map_location=device, trusted=trusted)
     return state
 
 
@@ -177,18 +189,53 @@ class QARLPolicies(NamedTuple):
     checkpoint: Path
 
 
-def load_policies(run_dir: str | Path, device: str = "cpu") -> QARLPolicies:
+def load_policies(run_dir: str | Path, device: str = "cpu", weights_only: bool = False) -> QARLPolicies:
     """Load the trained protagonist, adversary and teacher of a ``train_qarl`` run directory.
 
     The protagonist's observation has one extra entry (the temperature) for ``algo=qarl``/``fixed_temp`` and the
     force budget for ``force_curriculum``: evaluate with 0 (the rational adversary), as in the paper.
+
+    Security: by default the players are read with SB3's ``load``, which unpickles objects stored in the ``.zip``
+    files (cloudpickle), so loading a run folder runs code from it: only for folders from a trusted source. With
+    ``weights_only=True`` the agents are built afresh from the run's ``config.yaml`` (env, algo, network sizes) and
+    only the networks' parameters are read from the zips (``policy.pth`` and the other ``*.pth`` members, with
+    ``torch.load(weights_only=True)``); ``state.json`` (the teacher) is JSON. Such agents predict exactly as the
+    loaded ones but hold no training state (no replay buffer, counters at 0): use them to evaluate, not to continue.
+
+    Raises:
+        NotARunError: the folder is not a finished ``train_qarl`` run.
+        ValueError: (``weights_only``) the zips' parameters do not fit the networks that the config builds.
     """
     _, cfg, checkpoint = find_run(run_dir)
     state = json.loads((checkpoint / "state.json").read_text())
-    protagonist = protagonist_class(resolve_mode(cfg.algo)).load(checkpoint / "protagonist.zip", device=device)
-    adversary: QARLSAC | None = None
-    if (checkpoint / "adversary.zip").exists():
-        cls = PerSampleTemperatureSAC if resolve_mode(cfg.algo).per_sample_temperature else QARLSAC
-        adversary = cls.load(checkpoint / "adversary.zip", device=device)
+    mode = resolve_mode(cfg.algo)
+    players = ["protagonist", *(["adversary"] if (checkpoint / "adversary.zip").exists() else [])]
+    if weights_only:
+        agents = _fresh_agents(cfg, checkpoint, players, device)
+    else:
+        agents = {"protagonist": protagonist_class(mode).load(checkpoint / "protagonist.zip", device=device)}
+        if "adversary" in players:
+            cls = PerSampleTemperatureSAC if mode.per_sample_temperature else QARLSAC
+            agents["adversary"] = cls.load(checkpoint / "adversary.zip", device=device)
     teacher = teacher_from_state(state["teacher"]) if state.get("teacher") else None
-    return QARLPolicies(protagonist, adversary, teacher, cfg, checkpoint)
+    return QARLPolicies(agents["protagonist"], agents.get("adversary"), teacher, cfg, checkpoint)
+
+
+def _fresh_agents(cfg: DictConfig, checkpoint: Path, players: Sequence[str], device: str) -> dict[str, Any]:
+    """The run's players built from its config, holding the parameters of ``<player>.zip`` (weights-only)."""
+    from envs.adversarial.demo import make_game
+
+    mode = resolve_mode(cfg.algo)
+    env_cfg = dict(cfg.env)
+    env_cfg["max_episode_steps"] = int(cfg.budget.horizon)
+    game = make_game(env_cfg)
+    try:
+        agents = {}
+        for player in players:
+            view = player_view(game, mode, player)
+            cls, kwargs = agent_spec(cfg, mode, player)
+            path = checkpoint / f"{player}.zip"
+            agents[player] = load_weights(cls, path, view.observation_space, view.action_space, device, **kwargs)
+        return agents
+    finally:
+        game.close()

@@ -41,8 +41,8 @@ from envs.adversarial.demo import make_game
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.episodes import run_episodes
 from envs.adversarial.specs import get_env_spec
-from envs.adversarial.views import PlayerView
 from envs.common.runs import RunDir
+from rl.qarl.agents import agent_spec, player_view
 from rl.qarl.baselines.action_adversary import CATSAC, BudgetSchedule
 from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule
 from rl.qarl.checkpoint import CheckpointManager, load_resume_state
@@ -55,13 +55,11 @@ from rl.qarl.modes import (
     budget_schedule,
     force_budget,
     make_teacher,
-    protagonist_class,
-    protagonist_kwargs,
     rescale,
     resolve_mode,
     teacher_from_state,
 )
-from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
+from rl.qarl.sac import QARLSAC
 from rl.qarl.state import agent_state, env_state, global_rng_state, load_agent_state, load_env_state, load_global_rng_state
 from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
 
@@ -189,45 +187,13 @@ class QARLTrainer:
         return alpha, None
 
     def _make_player_env(self, player: str) -> EpisodeContext:
-        game = self._make_game()
-        bounds = (0.0, game.force_bound) if self.mode.context == "force" else (0.0, float("inf"))
-        view = PlayerView(game, player=player, append_context=self.mode.context != "none", context_bounds=bounds)
+        view = player_view(self._make_game(), self.mode, player)
         context_of = self.context_of if self.mode.context != "none" else None
         return EpisodeContext(view, gamma=float(self.cfg.sac.gamma), context_of=context_of)
 
     def _make_agent(self, env: EpisodeContext, player: str) -> QARLSAC:
-        sac = self.cfg.sac
-        per_sample = self.mode.per_sample_temperature and (player == "adversary" or self.mode.homogeneous)
-        cls: type[QARLSAC] = PerSampleTemperatureSAC if per_sample else QARLSAC
-        extra = {}
-        if player == "protagonist" and self.mode.action_adversary != "none":
-            cls, extra = protagonist_class(self.mode), protagonist_kwargs(self.cfg.algo, self.mode)
-        # learned temperatures start at 0.005 for both players, as every SAC agent of the official code (auto_0.005)
-        init = sac.protagonist_ent_coef_init if player == "protagonist" else sac.get("adversary_ent_coef_init", 0.005)
-        ent_coef: str | float = 1.0 if per_sample else f"auto_{init}"
-        model = cls(
-            "MlpPolicy",
-            env,
-            learning_rate=float(sac.critic_lr),
-            actor_lr=float(sac.actor_lr),
-            critic_lr=float(sac.critic_lr),
-            ent_coef_lr=float(sac.ent_coef_lr),
-            buffer_size=int(sac.buffer_size),
-            learning_starts=int(sac.learning_starts),
-            actor_learning_starts=int(sac.actor_learning_starts),
-            batch_size=int(sac.batch_size),
-            tau=float(sac.tau),
-            gamma=float(sac.gamma),
-            train_freq=(int(sac.train_freq), "step"),
-            gradient_steps=int(sac.gradient_steps),
-            ent_coef=ent_coef,
-            policy_kwargs={"net_arch": list(sac.net_arch)},
-            log_prefix="train" if player == "protagonist" else "adversary",
-            seed=int(self.cfg.seed) + (0 if player == "protagonist" else 1),
-            device=self.device,
-            verbose=0,
-            **extra,
-        )
+        cls, kwargs = agent_spec(self.cfg, self.mode, player)
+        model = cls("MlpPolicy", env, device=self.device, **kwargs)
         model.set_logger(self.logger)
         if player == "adversary" and self.mode.context == "force":
             game = env.view.game  # store the applied (clipped) force, as the official code does

@@ -242,8 +242,11 @@ def get_attackers(
     horizon: int | None = None,
     device: str = "cpu",
     progress: bool = False,
+    weights_only: bool = False,
 ) -> tuple[dict[int, Path], bool]:
     """The best-response adversaries of a run at every budget: loaded when saved, else trained now.
+
+    ``weights_only`` loads the run's protagonist weights-only (see :func:`rl.qarl.checkpoint.load_policies`).
 
     Returns:
         budget -> model path, and whether they were trained in this call (``False``: reused).
@@ -252,7 +255,7 @@ def get_attackers(
     from rl.qarl.checkpoint import load_policies
     from rl.qarl.modes import resolve_mode
 
-    policies = load_policies(run_dir, device=device)
+    policies = load_policies(run_dir, device=device, weights_only=weights_only)
     cfg = policies.config
     steps = int(horizon if horizon is not None else cfg.budget.horizon)
     folder, paths = attacker_paths(run_dir, policies.checkpoint.name, steps, settings)
@@ -268,6 +271,44 @@ def get_attackers(
         (folder / "settings.json").write_text(json.dumps(meta, indent=1, default=list))
         desc = f"best response to {run_dir} ({policies.checkpoint.name})"
         return train_attacker(view, settings, folder, device, progress, desc), True
+    finally:
+        game.close()
+
+
+def load_attacker(
+    path: str | Path,
+    protagonist: SupportsPredict,
+    context: str,
+    env_cfg: dict[str, Any],
+    device: str = "cpu",
+    weights_only: bool = False,
+) -> Any:
+    """A saved best-response adversary ``adversary_<k>.zip``.
+
+    SB3's ``SAC.load`` (the default) unpickles objects stored in the zip, which runs code from it. With
+    ``weights_only=True`` a fresh SAC is built on the attacker's view of the run's game (``env_cfg``, the frozen
+    ``protagonist`` seeing ``context``) with the hidden layers of the ``settings.json`` next to the zip, and only the
+    zip's network parameters are read (:func:`rl.qarl.agents.load_weights`).
+
+    Raises:
+        ValueError: (``weights_only``) no ``settings.json`` next to the zip, or parameters that do not fit.
+    """
+    from stable_baselines3 import SAC
+
+    if not weights_only:
+        return SAC.load(path, device=device)
+    from envs.adversarial.demo import make_game
+    from rl.qarl.agents import load_weights
+
+    settings_file = Path(path).parent / "settings.json"
+    if not settings_file.exists():
+        raise ValueError(f"no {settings_file}: the weights-only load of {str(path)!r} needs its network sizes")
+    net_arch = [int(n) for n in json.loads(settings_file.read_text())["net_arch"]]
+    game = make_game(env_cfg)
+    try:
+        view = attacker_view(game, protagonist, context)
+        spaces = view.observation_space, view.action_space
+        return load_weights(SAC, path, *spaces, device, policy_kwargs={"net_arch": net_arch})
     finally:
         game.close()
 

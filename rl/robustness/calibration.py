@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,8 +82,14 @@ def train_protagonist(
     """Train (or finish training) a plain SB3 SAC protagonist against zero force; returns ``protagonist.zip``.
 
     A partly trained protagonist is checkpointed every ``checkpoint_every`` steps with its replay buffer
-    (``partial.zip``, ``partial_buffer.pkl``) and continued from there by a later call; a finished one is reused,
-    or continued (with its kept buffer, ``buffer.pkl``) when a later call asks for more steps.
+    (``partial.zip``, ``partial_buffer.pt``) and continued from there by a later call; a finished one is reused,
+    or continued (with its kept buffer, ``buffer.pt``) when a later call asks for more steps. The buffers are
+    weights-only state files (:func:`rl.qarl.state.buffer_state`); the ``.zip`` files are SB3's, and loading one
+    unpickles objects stored in it (runs code): use a ``out_dir`` only from a trusted source.
+
+    Raises:
+        envs.common.io.UnsafeStateFileError: the folder holds an older pickled buffer (``*.pkl``) that is needed; the
+            message says how to convert it.
     """
     import torch as th
     from stable_baselines3 import SAC
@@ -94,19 +101,19 @@ def train_protagonist(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    final, partial, buffer = out / "protagonist.zip", out / "partial.zip", out / "partial_buffer.pkl"
-    final_buffer = out / "buffer.pkl"
-    if final.exists() and (SAC.load(final, device=device).num_timesteps >= int(steps) or not final_buffer.exists()):
+    final, partial, buffer = out / "protagonist.zip", out / "partial.zip", out / "partial_buffer.pt"
+    final_buffer = out / "buffer.pt"
+    if final.exists() and (SAC.load(final, device=device).num_timesteps >= int(steps) or not _has_buffer(final_buffer)):
         return final
     seed_everything(int(seed))
     view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
     writer = make_writer(out)
     if final.exists():  # a finished one, asked for more steps
         model = SAC.load(final, env=view, device=device)
-        model.load_replay_buffer(final_buffer)
-    elif partial.exists() and buffer.exists():
+        _load_buffer(model, final_buffer)
+    elif partial.exists() and _has_buffer(buffer):
         model = SAC.load(partial, env=view, device=device)
-        model.load_replay_buffer(buffer)
+        _load_buffer(model, buffer)
     else:
         model = SAC(
             "MlpPolicy",
@@ -127,7 +134,7 @@ def train_protagonist(
                     writer.add_scalar("calibration/protagonist_return", float(info["episode"]["r"]), self.num_timesteps)
             if self.num_timesteps % int(checkpoint_every) == 0:
                 self.model.save(partial)
-                model.save_replay_buffer(buffer)
+                _save_buffer(model, buffer)
             return True
 
     remaining = int(steps) - int(model.num_timesteps)
@@ -136,10 +143,40 @@ def train_protagonist(
         model.learn(total_timesteps=remaining, callback=Saver(), reset_num_timesteps=False, progress_bar=progress)
     writer.close()
     model.save(final)
-    model.save_replay_buffer(final_buffer)
+    _save_buffer(model, final_buffer)
     partial.unlink(missing_ok=True)
     buffer.unlink(missing_ok=True)
     return final
+
+
+def _save_buffer(model: Any, path: Path) -> None:
+    """Write ``model``'s replay buffer (its filled rows) as a weights-only state file."""
+    from envs.common.io import atomic_torch_save
+    from rl.qarl.state import buffer_state
+
+    atomic_torch_save(buffer_state(model.replay_buffer), path)
+
+
+def _load_buffer(model: Any, path: Path) -> None:
+    """Restore what :func:`_save_buffer` wrote into ``model``'s (same-sized) replay buffer."""
+    from envs.common.io import load_state_file
+    from rl.qarl.state import load_buffer_state
+
+    load_buffer_state(model.replay_buffer, load_state_file(path))
+
+
+def _has_buffer(path: Path) -> bool:
+    """Whether the weights-only buffer ``path`` exists; an older pickled one in its place is an error."""
+    from envs.common.io import UnsafeStateFileError
+
+    pickled = path.with_suffix(".pkl")
+    if not path.exists() and pickled.exists():
+        raise UnsafeStateFileError(
+            f"{str(pickled)!r} is a pickled replay buffer (older rldyn): reading it could run code stored in it. If "
+            "you trust where it came from, convert it once with: "
+            f"python scripts/convert_state_file.py --trust {shlex.quote(str(pickled))}"
+        )
+    return path.exists()
 
 
 def measure_reward_scale(
@@ -262,6 +299,8 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     """The body of ``scripts/calibrate_scales.py``: J_rand, c and optionally the rationality check of ``cfg.env``.
 
     Writes ``calibration.json`` into the run folder and prints the values to put in ``envs/adversarial/specs.py``.
+    The protagonist (``protagonist_run`` or ``protagonist_dir``) is read with SB3's ``load``, which unpickles
+    objects stored in its ``.zip`` (runs code from it): give only folders from a trusted source.
     """
     import torch as th
 

@@ -66,6 +66,9 @@ class EvalRobustnessConfig(RunConfig):
         best_response: settings of that adversary.
         sweep_size: points of each 1-D sweep of mass and friction (the spec: 11; 0: none).
         sweep_episodes: episodes per sweep point (``null``: ``episodes_per_cell``).
+        weights_only: rebuild the players (and best-response adversaries) from each run's config and read only their
+            network parameters from the SB3 zips; ``false``: SB3's ``load``, which unpickles objects stored in the
+            zips, i.e. runs code from the run folder (README, "Security: loading run folders").
     """
 
     run: str = "???"
@@ -85,6 +88,7 @@ class EvalRobustnessConfig(RunConfig):
     best_response: BestResponseConfig = field(default_factory=BestResponseConfig)
     sweep_size: int = 11
     sweep_episodes: int | None = None
+    weights_only: bool = False
 
 
 @dataclass

@@ -60,6 +60,7 @@ def evaluate_run(
     best_response: AttackSettings | None = None,
     sweep_size: int = 0,
     sweep_episodes: int | None = None,
+    weights_only: bool = False,
 ) -> RobustnessResult:
     """Evaluate one run: nominal, under attack, on the mass x friction grid and on the 1-D sweeps.
 
@@ -83,6 +84,9 @@ def evaluate_run(
         best_response: the attacker's settings (default :class:`AttackSettings` ``()``).
         sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
         sweep_episodes: episodes per sweep point (``None``: ``episodes_per_cell``).
+        weights_only: build the players (and best-response adversaries) from the run's config and read only network
+            parameters from the SB3 zips (:func:`rl.qarl.checkpoint.load_policies`); ``False``: SB3's ``load``,
+            which unpickles objects stored in the zips (runs code from them).
     """
     sweep_episodes = int(episodes_per_cell if sweep_episodes is None else sweep_episodes)
     for name, value in (
@@ -103,11 +107,11 @@ def evaluate_run(
     settings = None
     if attack in ("best_response", "both"):
         settings = best_response if best_response is not None else AttackSettings()
-        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress)
+        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress, weights_only)
         where = next(iter(attackers.values())).parent
         print(f"{info.label}: best-response adversary {'trained' if trained else 'reused'}: {where}")
     greedy = settings.deterministic if settings is not None else True
-    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy)
+    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy, weights_only)
     co_trained = attack in ("co_trained", "both") and evaluator.force_adversary
     tasks = make_tasks(
         grid, int(episodes_per_cell), int(eval_episodes), int(seed), co_trained, len(attackers), sweeps, sweep_episodes
@@ -225,6 +229,7 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
                 best_response=settings_from_config(cfg.best_response),
                 sweep_size=int(cfg.sweep_size),
                 sweep_episodes=cfg.sweep_episodes,
+                weights_only=bool(cfg.get("weights_only", False)),
             )
         except ValueError as e:  # NotARunError included
             if len(runs) == 1:

@@ -21,7 +21,7 @@ from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.specs import get_env_spec
 from rl.qarl.checkpoint import QARLPolicies, load_policies
 from rl.qarl.modes import resolve_mode
-from rl.robustness.best_response import Greedy
+from rl.robustness.best_response import Greedy, load_attacker
 from rl.robustness.tasks import SWEEPS, Task, TaskResult
 
 
@@ -36,13 +36,11 @@ class Evaluator:
         device: str = "cpu",
         attackers: Sequence[str] = (),
         greedy_attackers: bool = True,
+        weights_only: bool = False,
     ) -> None:
-        from stable_baselines3 import SAC
-
-        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers)
-        self.greedy_attackers = greedy_attackers
-        self.policies: QARLPolicies = load_policies(run_dir, device=device)
-        self.attackers: list[Any] = [SAC.load(path, device=device) for path in attackers]
+        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers, weights_only)
+        self.greedy_attackers, self.weights_only = greedy_attackers, weights_only
+        self.policies: QARLPolicies = load_policies(run_dir, device=device, weights_only=weights_only)
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
         self.spec = get_env_spec(cfg.env.name)
@@ -50,6 +48,10 @@ class Evaluator:
         env_cfg = dict(cfg.env)
         env_cfg["max_episode_steps"] = int(horizon if horizon is not None else cfg.budget.horizon)
         self.game: AdversarialMujocoEnv = make_game(env_cfg)
+        self.attackers: list[Any] = [
+            load_attacker(path, self.policies.protagonist, self.mode.context, env_cfg, device, weights_only)
+            for path in attackers
+        ]
         expected = int(np.prod(self.game.observation_space.shape or ())) + (0 if self.mode.context == "none" else 1)
         got = self.policies.protagonist.observation_space.shape
         if got != (expected,):
@@ -94,16 +96,23 @@ _WORKER: Evaluator | None = None
 _WORKER_ERROR: str | None = None
 
 
-def _init_worker(run_dir: str, horizon: int | None, device: str, attackers: tuple[str, ...] = (), greedy: bool = True) -> None:
+def _init_worker(
+    run_dir: str,
+    horizon: int | None,
+    device: str,
+    attackers: tuple[str, ...] = (),
+    greedy: bool = True,
+    weights_only: bool = False,
+) -> None:
     """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
     global _WORKER, _WORKER_ERROR
     import torch as th
 
     th.set_num_threads(1)
-    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy):
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy, weights_only):
         return
     try:
-        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy)
+        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy, weights_only)
     except Exception as e:  # reported by every task rather than respawning the worker forever
         _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
 
@@ -126,6 +135,7 @@ def run_tasks(
     attackers: Sequence[str] = (),
     evaluator: Evaluator | None = None,
     greedy_attackers: bool = True,
+    weights_only: bool = False,
 ) -> list[TaskResult]:
     """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
 
@@ -138,7 +148,7 @@ def run_tasks(
     global _WORKER
     attackers = tuple(str(a) for a in attackers)
     if evaluator is None:
-        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers)
+        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers, weights_only)
     results: list[TaskResult] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     try:
@@ -150,7 +160,7 @@ def run_tasks(
         else:
             _WORKER = evaluator
             ctx = mp.get_context(mp_context)
-            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers)
+            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers, evaluator.weights_only)
             with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
                     results.append(result)
