@@ -22,12 +22,17 @@ from envs.adversarial.specs import get_env_spec
 from rl.qarl.checkpoint import QARLPolicies, load_policies
 from rl.qarl.modes import resolve_mode
 from rl.robustness.best_response import Greedy
+from rl.robustness.fixed_attacks import fixed_attacks
 from rl.robustness.tasks import SWEEPS, Task, TaskResult
 
 
 # ------------------------------------------------------------------------------------------ workers
 class Evaluator:
-    """Policies and game of one run, loaded once per worker; runs :class:`Task` s."""
+    """Policies and game of one run, loaded once per worker; runs :class:`Task` s.
+
+    A ``best_response`` task ``j`` plays attacker ``j``: the saved SAC models ``attackers`` in their order, then, with
+    ``fixed``, the fixed strategies of :func:`rl.robustness.fixed_attacks.fixed_attacks` (named in ``fixed_names``).
+    """
 
     def __init__(
         self,
@@ -36,11 +41,12 @@ class Evaluator:
         device: str = "cpu",
         attackers: Sequence[str] = (),
         greedy_attackers: bool = True,
+        fixed: bool = False,
     ) -> None:
         from stable_baselines3 import SAC
 
-        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers)
-        self.greedy_attackers = greedy_attackers
+        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers, fixed)
+        self.greedy_attackers, self.fixed = greedy_attackers, fixed
         self.policies: QARLPolicies = load_policies(run_dir, device=device)
         self.attackers: list[Any] = [SAC.load(path, device=device) for path in attackers]
         cfg = self.policies.config
@@ -50,6 +56,10 @@ class Evaluator:
         env_cfg = dict(cfg.env)
         env_cfg["max_episode_steps"] = int(horizon if horizon is not None else cfg.budget.horizon)
         self.game: AdversarialMujocoEnv = make_game(env_cfg)
+        self.n_learned = len(self.attackers)
+        strategies = fixed_attacks(self.game) if fixed else {}
+        self.fixed_names: list[str] = list(strategies)
+        self.attackers += list(strategies.values())
         expected = int(np.prod(self.game.observation_space.shape or ())) + (0 if self.mode.context == "none" else 1)
         got = self.policies.protagonist.observation_space.shape
         if got != (expected,):
@@ -68,7 +78,7 @@ class Evaluator:
             adversary: SupportsPredict | None = {"adversary": self.policies.adversary}.get(task.kind)
             if task.kind == "best_response":
                 adversary = self.attackers[task.j]
-                if self.greedy_attackers:
+                if self.greedy_attackers and task.j < self.n_learned:
                     adversary = Greedy(adversary)
             perturbed = task.kind == "grid" or task.kind in SWEEPS
             # factors of the nominal model (gymnasium envs) or the official absolute values (dm_control envs)
@@ -94,16 +104,23 @@ _WORKER: Evaluator | None = None
 _WORKER_ERROR: str | None = None
 
 
-def _init_worker(run_dir: str, horizon: int | None, device: str, attackers: tuple[str, ...] = (), greedy: bool = True) -> None:
+def _init_worker(
+    run_dir: str,
+    horizon: int | None,
+    device: str,
+    attackers: tuple[str, ...] = (),
+    greedy: bool = True,
+    fixed: bool = False,
+) -> None:
     """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
     global _WORKER, _WORKER_ERROR
     import torch as th
 
     th.set_num_threads(1)
-    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy):
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy, fixed):
         return
     try:
-        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy)
+        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy, fixed)
     except Exception as e:  # reported by every task rather than respawning the worker forever
         _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
 
@@ -126,6 +143,7 @@ def run_tasks(
     attackers: Sequence[str] = (),
     evaluator: Evaluator | None = None,
     greedy_attackers: bool = True,
+    fixed: bool = False,
 ) -> list[TaskResult]:
     """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
 
@@ -138,7 +156,7 @@ def run_tasks(
     global _WORKER
     attackers = tuple(str(a) for a in attackers)
     if evaluator is None:
-        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers)
+        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers, fixed)
     results: list[TaskResult] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     try:
@@ -150,7 +168,7 @@ def run_tasks(
         else:
             _WORKER = evaluator
             ctx = mp.get_context(mp_context)
-            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers)
+            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers, evaluator.fixed)
             with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
                     results.append(result)
