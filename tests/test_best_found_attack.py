@@ -107,6 +107,10 @@ def test_best_found_attack_is_the_minimum_over_every_attacker(sac_run, tmp_path)
         direct = run_episodes(game, policies.protagonist, "none", seeds, adversary=attack)
         assert result.attackers[names.index(name)]["returns"] == list(direct.returns)
 
+    # a process pool gives the same numbers (the attackers are reused; the workers build their own fixed strategies)
+    parallel = evaluate_run(run, attack="best_response", best_response=settings, **(kw | {"workers": 2}))
+    assert parallel.attackers == result.attackers
+
     # robustness.json keeps every attacker's number; the report shows the best found attack and each attacker
     paths = write_results(result, run / "robustness")
     data = json.loads(paths["json"].read_text())

@@ -20,7 +20,8 @@ grid average and the 1-D sweep averages; next to it the field's statistics from 
 the interquartile mean with a stratified-bootstrap confidence interval, the probability of improvement between
 methods and performance profiles over seeds x envs, and a robustness profile (the fraction of grid cells whose
 return exceeds a level). The aggregates over seeds x envs take only tables that differ in the env alone (one
-aggregate per shared setting) and every seed (each env weighs the same; :mod:`.stats`). Plots: learning curves (x: protagonist env steps), seed-mean heatmaps and sweeps.
+aggregate per shared setting) and every seed (each env weighs the same; :mod:`.stats`). Plots: learning curves
+(x: protagonist env steps), seed-mean heatmaps and sweeps.
 
 Modules: :mod:`.records` (one run), :mod:`.groups` (experiments and methods), :mod:`.stats` (intervals, IQM,
 probability of improvement), :mod:`.markdown` (tables), :mod:`.figures` (plots), :mod:`.write` (the entry point).
