@@ -248,11 +248,13 @@ def test_best_response_for_sac_trained_once_then_reused(sac_run, tmp_path):
     kw = dict(grid_size=1, eval_episodes=2, seed=5, workers=1, progress=False, sweep_size=0, horizon=20)
     first = evaluate_run(run, attack="both", best_response=AttackSettings(**TINY_ATTACK), **kw)
     assert first.adversary_returns is None and first.return_vs_adversary is None  # sac has no co-trained adversary
-    assert sorted(first.best_response_returns) == [60, 120] and all(len(v) == 2 for v in first.best_response_returns.values())
+    # two attacker seeds (3 and 4) by default: each budget's returns are both seeds' episodes, seed-major
+    assert sorted(first.best_response_returns) == [60, 120] and all(len(v) == 4 for v in first.best_response_returns.values())
     folder = Path(first.best_response_dir)
     assert folder.parent == run / "best_response" and (folder / "settings.json").exists()
-    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("adversary_*.zip")}
-    assert sorted(stamps) == ["adversary_120.zip", "adversary_60.zip"]
+    assert sorted(p.name.split("_")[2] for p in folder.parent.iterdir()) == ["s3", "s4"]
+    stamps = {str(p): p.stat().st_mtime_ns for p in folder.parent.glob("*/adversary_*.zip")}
+    assert sorted(Path(p).name for p in stamps) == ["adversary_120.zip"] * 2 + ["adversary_60.zip"] * 2
     ea = EventAccumulator(str(folder / "tensorboard"))
     ea.Reload()
     assert {"best_response/protagonist_return", "best_response/budget"} <= set(ea.Tags()["scalars"])
@@ -262,10 +264,10 @@ def test_best_response_for_sac_trained_once_then_reused(sac_run, tmp_path):
     game = AdversarialMujocoEnv("InvertedPendulum", max_episode_steps=20)
     attacker = Greedy(SAC.load(folder / "adversary_120.zip"))  # the temperature-0 limit: its greedy action
     direct = run_episodes(game, policies.protagonist, "none", episode_seeds(5, "best_response", 0, 0, 2), adversary=attacker)
-    assert first.best_response_returns[120] == list(direct.returns) == first.to_json()["best_response_returns"]["120"]
+    assert first.best_response_returns[120][:2] == list(direct.returns) == first.to_json()["best_response_returns"]["120"][:2]
     # a second evaluation reuses the attackers (same settings, budget and protagonist checkpoint)
     second = evaluate_run(run, attack="best_response", best_response=AttackSettings(**TINY_ATTACK), **kw)
-    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("adversary_*.zip")} == stamps
+    assert {str(p): p.stat().st_mtime_ns for p in folder.parent.glob("*/adversary_*.zip")} == stamps
     assert second.best_response_returns == first.best_response_returns
     # the attacker saved at 60 steps of the longer run is the one a 60-step budget trains
     short = dict(TINY_ATTACK, steps=60, snapshots=())

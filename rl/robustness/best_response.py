@@ -12,6 +12,9 @@ fixed ``ent_coef=0`` was measured to collapse its exploration and never find the
 InvertedPendulum (benchmarks/README.md), while a small temperature finds it. A fixed positive ``ent_coef`` gives the
 quantal adversaries of the rationality check (:mod:`rl.robustness.calibration`).
 
+``evaluate_run`` trains ``seeds`` such attackers (seeds ``seed, seed + 1, ...``) and evaluates them next to the fixed
+strategies of :mod:`rl.robustness.fixed_attacks`: one SAC seed can miss the attack a constant push finds (issue 21).
+
 Trained attackers are kept next to the run, ``<run>/best_response/<key>/adversary_<steps>.zip``, where ``key``
 names the settings and the protagonist checkpoint they were trained against; a later evaluation with the same
 settings and budget loads them instead of training again. Extra budgets (``snapshots``) are saved along the way of
@@ -54,7 +57,11 @@ class AttackSettings:
         net_arch: hidden layers of actor and critics.
         train_freq: env steps between updates.
         gradient_steps: gradient steps per update.
-        seed: seeds torch, NumPy and the attacker's env.
+        seed: seeds torch, NumPy and the attacker's env; with ``seeds`` attackers, the k-th is trained with
+            ``seed + k``.
+        seeds: how many attackers are trained (each with its own seed) and evaluated.
+        fixed: also evaluate the fixed strategies of :mod:`rl.robustness.fixed_attacks` (constant pushes, bang-bang
+            on the velocity); the best found attack is the minimum over them and the learned attackers.
     """
 
     steps: int = 20_000
@@ -68,6 +75,8 @@ class AttackSettings:
     train_freq: int = 1
     gradient_steps: int = 1
     seed: int = 0
+    seeds: int = 2
+    fixed: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,6 +87,7 @@ class AttackSettings:
             "train_freq": self.train_freq >= 1,
             "gradient_steps": self.gradient_steps >= 1,
             "seed": self.seed >= 0,
+            "seeds": self.seeds >= 1,
             "ent_coef": _valid_ent_coef(self.ent_coef),
             "net_arch": len(self.net_arch) > 0 and all(int(n) >= 1 for n in self.net_arch),
         }
@@ -88,6 +98,11 @@ class AttackSettings:
             raise ValueError(f"best_response.snapshots must lie in [1, steps={self.steps}], got {list(self.snapshots)}")
 
     @property
+    def attacker_seeds(self) -> list[int]:
+        """The seed of each trained attacker: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        return [int(self.seed) + k for k in range(int(self.seeds))]
+
+    @property
     def budgets(self) -> list[int]:
         """Every budget saved: the snapshots and ``steps``, ascending."""
         return sorted({int(s) for s in self.snapshots} | {int(self.steps)})
@@ -95,7 +110,8 @@ class AttackSettings:
     def key(self, checkpoint: str, horizon: int) -> str:
         """Folder name of these settings against one protagonist checkpoint and horizon (budgets excluded)."""
         data = asdict(self)
-        for name in ("steps", "snapshots", "deterministic"):  # budgets and the evaluation mode: same attacker
+        # budgets, the evaluation mode and what else is evaluated: the same attacker
+        for name in ("steps", "snapshots", "deterministic", "seeds", "fixed"):
             data.pop(name)
         data |= {"checkpoint": checkpoint, "horizon": int(horizon)}
         digest = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -328,4 +344,6 @@ def settings_from_config(node: Any, run_net_arch: Sequence[int] | None = None) -
         train_freq=int(node.train_freq),
         gradient_steps=int(node.gradient_steps),
         seed=int(node.seed),
+        seeds=int(node.seeds),
+        fixed=bool(node.fixed),
     )

@@ -26,7 +26,12 @@ class BestResponseConfig:
         net_arch: hidden layers (``null``: 256, 256).
         train_freq: env steps between updates.
         gradient_steps: gradient steps per update.
-        seed: its seed (it is reused when trained with the same settings before).
+        seed: the first attacker's seed (it is reused when trained with the same settings before); the k-th of
+            ``seeds`` attackers uses ``seed + k``.
+        seeds: how many attackers are trained, each with its own seed (the issue-21 protocol: at least 2).
+        fixed: also evaluate the fixed strategies (constant +-bound on each adversary entry, bang-bang on the sign
+            of the attacked body's velocity, :mod:`rl.robustness.fixed_attacks`); ``return_vs_best_found_attack`` is
+            the minimum over every attacker evaluated.
     """
 
     steps: int = 20_000
@@ -40,6 +45,8 @@ class BestResponseConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     seed: int = 0
+    seeds: int = 2
+    fixed: bool = True
 
 
 @dataclass
@@ -61,9 +68,11 @@ class EvalRobustnessConfig(RunConfig):
         tensorboard: also log the summaries and heatmap to the run's TensorBoard (and an HParams session).
         progress: show the progress bar.
         attack: ``co_trained`` (the run's own adversary at temperature 0, the paper's protocol; "n/a" for methods
-            without a force adversary), ``best_response`` (a fresh SAC adversary trained against the frozen
-            protagonist, for every method), ``both`` or ``none``.
-        best_response: settings of that adversary.
+            without a force adversary), ``best_response`` (``best_response.seeds`` fresh SAC adversaries trained against
+            the frozen protagonist and the fixed strategies, for every method: ``return_vs_best_response`` is the mean
+            over the learned seeds, ``return_vs_best_found_attack`` the lowest over every attacker), ``both`` or
+            ``none``.
+        best_response: settings of those adversaries.
         sweep_size: points of each 1-D sweep of mass and friction (the spec: 11; 0: none).
         sweep_episodes: episodes per sweep point (``null``: ``episodes_per_cell``).
         weights_only: rebuild the players (and best-response adversaries) from each run's config and read only their

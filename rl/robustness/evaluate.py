@@ -6,8 +6,11 @@ For each run the protagonist is evaluated (sampled actions, undiscounted returns
 * on the nominal model with zero force (``eval_episodes`` episodes),
 * against its co-trained adversary at temperature 0 (``attack=co_trained``, the paper's protocol; "n/a" for methods
   without a force adversary),
-* against a fresh best-response adversary trained against the frozen protagonist (``attack=best_response``,
-  :mod:`rl.robustness.best_response`; beyond the paper's protocol, and the same for every method including ``sac``),
+* against fresh best-response adversaries trained against the frozen protagonist (``attack=best_response``,
+  :mod:`rl.robustness.best_response`; beyond the paper's protocol, and the same for every method including ``sac``):
+  ``best_response.seeds`` SAC attackers, each with its own seed, and the fixed strategies of
+  :mod:`rl.robustness.fixed_attacks` (constant pushes, bang-bang on the velocity), all on the same episodes; the
+  best found attack is the lowest return over them,
 * on an ``n x n`` grid of mass factor (of the env's ``mass_body``) x friction factor (sliding friction of every
   geom), factors of the nominal model over the per-env ranges of :mod:`envs.adversarial.specs`, with no adversary,
 * on the spec's 1-D sweeps: ``sweep_size`` values of each factor over the same range, the other one nominal.
@@ -27,7 +30,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from omegaconf import DictConfig
 
 from envs.common.registry import check_choice
 from rl.robustness.best_response import AttackSettings, get_attackers, settings_from_config
+from rl.robustness.fixed_attacks import describe
 from rl.robustness.output import log_to_tensorboard, write_results
 from rl.robustness.result import RobustnessResult, summary_line
 from rl.robustness.runs import find_runs, inspect_run
@@ -79,9 +83,9 @@ def evaluate_run(
         mp_context: multiprocessing start method.
         progress: show a progress bar.
         attack: ``co_trained`` (the run's own adversary at temperature 0; skipped for methods without a force
-            adversary), ``best_response`` (a fresh SAC adversary, see :mod:`rl.robustness.best_response`), ``both`` or
-            ``none``.
-        best_response: the attacker's settings (default :class:`AttackSettings` ``()``).
+            adversary), ``best_response`` (fresh SAC adversaries, see :mod:`rl.robustness.best_response`, and the fixed
+            strategies), ``both`` or ``none``.
+        best_response: the attackers' settings (default :class:`AttackSettings` ``()``: 2 seeds, fixed strategies on).
         sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
         sweep_episodes: episodes per sweep point (``None``: ``episodes_per_cell``).
         weights_only: build the players (and best-response adversaries) from the run's config and read only network
@@ -103,18 +107,30 @@ def evaluate_run(
     sweeps = sweep_values(info.env, sweep_size, mass_range, friction_range)
     start = time.perf_counter()
     eval_horizon = int(horizon if horizon is not None else info.config.budget.horizon)
-    attackers: dict[int, Path] = {}
     settings = None
+    learned: list[dict[str, Any]] = []  # one entry per saved SAC attacker: seed, budget, path
     if attack in ("best_response", "both"):
         settings = best_response if best_response is not None else AttackSettings()
-        attackers, trained = get_attackers(info.root, settings, eval_horizon, device, progress, weights_only)
-        where = next(iter(attackers.values())).parent
-        print(f"{info.label}: best-response adversary {'trained' if trained else 'reused'}: {where}")
+        for attacker_seed in settings.attacker_seeds:
+            paths, trained = get_attackers(
+                info.root, replace(settings, seed=attacker_seed), eval_horizon, device, progress, weights_only
+            )
+            learned += [{"seed": attacker_seed, "budget": k, "path": p} for k, p in paths.items()]
+            where, done = next(iter(paths.values())).parent, "trained" if trained else "reused"
+            print(f"{info.label}: best-response adversary (seed {attacker_seed}) {done}: {where}")
     greedy = settings.deterministic if settings is not None else True
-    evaluator = Evaluator(str(info.root), horizon, device, [str(p) for p in attackers.values()], greedy, weights_only)
+    fixed = settings is not None and settings.fixed
+    evaluator = Evaluator(str(info.root), horizon, device, [str(a["path"]) for a in learned], greedy, weights_only, fixed)
     co_trained = attack in ("co_trained", "both") and evaluator.force_adversary
     tasks = make_tasks(
-        grid, int(episodes_per_cell), int(eval_episodes), int(seed), co_trained, len(attackers), sweeps, sweep_episodes
+        grid,
+        int(episodes_per_cell),
+        int(eval_episodes),
+        int(seed),
+        co_trained,
+        len(evaluator.attackers),
+        sweeps,
+        sweep_episodes,
     )
     n_workers = max(1, min(int(workers) if workers else len(os.sched_getaffinity(0)), len(tasks)))
     results = run_tasks(
@@ -126,15 +142,14 @@ def evaluate_run(
         mp_context,
         progress,
         desc=info.label,
-        attackers=[str(p) for p in attackers.values()],
+        attackers=[str(a["path"]) for a in learned],
         evaluator=evaluator,
     )
     seconds = time.perf_counter() - start
 
     nominal: dict[int, tuple[float, ...]] = {}
     attacked: dict[int, tuple[float, ...]] = {}
-    budgets = list(attackers)
-    best: dict[int, dict[int, tuple[float, ...]]] = {k: {} for k in budgets}
+    by_attacker: list[dict[int, tuple[float, ...]]] = [{} for _ in evaluator.attackers]
     cells: list[list[list[float]]] = [[[] for _ in grid.friction_factors] for _ in grid.mass_factors]
     sweep_returns: dict[str, list[list[float]]] = {name: [[] for _ in values] for name, values in sweeps.items()}
     failures: list[dict[str, Any]] = []
@@ -156,11 +171,30 @@ def evaluate_run(
         elif t.kind == "adversary":
             attacked[t.i] = r.returns
         elif t.kind == "best_response":
-            best[budgets[t.j]][t.i] = r.returns
+            by_attacker[t.j][t.i] = r.returns
         elif t.kind in SWEEPS:
             sweep_returns[SWEEPS[t.kind]][t.i] = list(r.returns)
         else:
             cells[t.i][t.j] = list(r.returns)
+    attacker_returns = [[v for i in sorted(e) for v in e[i]] for e in by_attacker]
+    records = [
+        {
+            "name": f"sac_s{a['seed']}@{a['budget']}",
+            "kind": "sac",
+            "seed": a["seed"],
+            "budget": a["budget"],
+            "path": str(a["path"]),
+            "returns": returns,
+        }
+        for a, returns in zip(learned, attacker_returns[: len(learned)], strict=True)
+    ]
+    records += [
+        {"name": name, "kind": "fixed", "description": describe(name), "returns": returns}
+        for name, returns in zip(evaluator.fixed_names, attacker_returns[len(learned) :], strict=True)
+    ]
+    by_budget: dict[int, list[float]] = {}  # every seed's episodes, seed-major
+    for record in records[: len(learned)]:
+        by_budget.setdefault(record["budget"], []).extend(record["returns"])
     return RobustnessResult(
         run=str(info.root),
         env=info.env,
@@ -182,11 +216,12 @@ def evaluate_run(
         env_steps_evaluated=sum(sum(r.lengths) for r in results),
         attack=attack,
         best_response_steps=settings.steps if settings is not None else None,
-        best_response_returns={k: [v for i in sorted(e) for v in e[i]] for k, e in best.items()} if settings else None,
-        best_response_dir=str(next(iter(attackers.values())).parent) if attackers else None,
+        best_response_returns=dict(sorted(by_budget.items())) if settings else None,
+        best_response_dir=str(Path(learned[0]["path"]).parent) if learned else None,
         best_response_settings=asdict(settings) if settings is not None else None,
         sweep_factors={name: [float(v) for v in values] for name, values in sweeps.items()},
         sweep_returns=sweep_returns,
+        attackers=records if settings is not None else None,
     )
 
 

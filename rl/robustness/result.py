@@ -33,11 +33,14 @@ class RobustnessResult:
     env_steps_evaluated: int = 0
     attack: str = "co_trained"
     best_response_steps: int | None = None
-    best_response_returns: dict[int, list[float]] | None = None  # attacker budget -> episode returns
+    best_response_returns: dict[int, list[float]] | None = None  # attacker budget -> every seed's episode returns
     best_response_dir: str | None = None
     best_response_settings: dict[str, Any] | None = None
     sweep_factors: dict[str, list[float]] = field(default_factory=dict)  # "mass"/"friction" -> values
     sweep_returns: dict[str, list[list[float]]] = field(default_factory=dict)  # -> [point] -> episode returns
+    # every attacker evaluated (learned SAC attackers at each seed and budget, then the fixed strategies): a dict with
+    # name, kind ("sac" / "fixed"), seed and budget or description, and its episode returns
+    attackers: list[dict[str, Any]] | None = None
 
     @property
     def return_nominal(self) -> float:
@@ -53,7 +56,12 @@ class RobustnessResult:
 
     @property
     def return_vs_best_response(self) -> float | None:
-        """Mean return against the best-response adversary at the main budget (``None`` when not evaluated)."""
+        """Mean return against the learned attackers at the main budget, over all their seeds' episodes.
+
+        The mean of the per-seed means (every seed plays the same episodes): the strength of the training procedure,
+        not of its luckiest seed; the strongest attack found is :attr:`return_vs_best_found_attack`. ``None`` when
+        not evaluated.
+        """
         if self.best_response_returns is None or self.best_response_steps is None:
             return None
         returns = self.best_response_returns.get(self.best_response_steps, [])
@@ -63,6 +71,38 @@ class RobustnessResult:
     def best_response_by_budget(self) -> dict[int, float]:
         """Mean return against the attacker saved at each budget."""
         return {k: float(np.mean(v)) if v else float("nan") for k, v in sorted((self.best_response_returns or {}).items())}
+
+    @property
+    def attacker_means(self) -> dict[str, float]:
+        """Mean return against each attacker evaluated, by name (NaN where its episodes failed)."""
+        return {a["name"]: float(np.mean(a["returns"])) if a["returns"] else float("nan") for a in self.attackers or []}
+
+    def _final_attackers(self) -> dict[str, float]:
+        """The means of the attackers the best found attack is taken over: learned ones at the main budget, fixed."""
+        means = self.attacker_means
+        return {
+            a["name"]: means[a["name"]]
+            for a in self.attackers or []
+            if a["kind"] != "sac" or a["budget"] == self.best_response_steps
+        }
+
+    @property
+    def best_found_attack(self) -> str | None:
+        """The attacker that lowered the return most (:attr:`return_vs_best_found_attack`); ``None`` without any."""
+        means = {k: v for k, v in self._final_attackers().items() if np.isfinite(v)}
+        return min(means, key=lambda k: means[k]) if means else None
+
+    @property
+    def return_vs_best_found_attack(self) -> float | None:
+        """The lowest mean return over every attacker: each learned seed at the main budget and each fixed strategy.
+
+        Snapshots (smaller budgets) are left out, so the number depends on the budget, not on the snapshots saved.
+        ``None`` when no attacker was evaluated; NaN when all of them failed.
+        """
+        if not self.attackers:
+            return None
+        name = self.best_found_attack
+        return self._final_attackers()[name] if name is not None else float("nan")
 
     def sweep_mean(self, name: str) -> np.ndarray:
         """Mean return at each point of the ``mass`` or ``friction`` sweep; NaN where it failed."""
@@ -91,6 +131,11 @@ class RobustnessResult:
             "return_nominal": self.return_nominal,
             "return_vs_adversary": self.return_vs_adversary,
             "return_vs_best_response": self.return_vs_best_response,
+            "return_vs_best_found_attack": self.return_vs_best_found_attack,
+            "best_found_attack": self.best_found_attack,
+            "attackers": (
+                None if self.attackers is None else [a | {"mean": self.attacker_means[a["name"]]} for a in self.attackers]
+            ),
             "best_response_by_budget": {str(k): v for k, v in self.best_response_by_budget.items()},
             "best_response_returns": (
                 None if self.best_response_returns is None else {str(k): v for k, v in self.best_response_returns.items()}
@@ -110,6 +155,7 @@ def robustness_metrics(result: RobustnessResult) -> dict[str, float]:
         "return_nominal": result.return_nominal,
         "return_vs_adversary": result.return_vs_adversary,
         "return_vs_best_response": result.return_vs_best_response,
+        "return_vs_best_found_attack": result.return_vs_best_found_attack,
         "grid_average": result.grid_average,
     }
     for name in result.sweep_factors:
@@ -124,7 +170,11 @@ def summary_line(result: RobustnessResult) -> str:
     text = f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs co-trained adversary {vs}"
     if best is not None:
         by_budget = ", ".join(f"{k}: {v:.1f}" for k, v in result.best_response_by_budget.items())
-        text += f", vs best response {best:.1f} (by attacker budget {by_budget})"
+        text += f", vs best response {best:.1f} (mean over attacker seeds; by attacker budget {by_budget})"
+    found = result.return_vs_best_found_attack
+    if found is not None:
+        each = ", ".join(f"{k}: {v:.1f}" for k, v in result.attacker_means.items())
+        text += f", vs best found attack {found:.1f} ({result.best_found_attack}; every attacker: {each})"
     text += f", grid average {result.grid_average:.1f}"
     for name in result.sweep_factors:
         text += f", {name} sweep average {result.sweep_average(name):.1f}"

@@ -106,8 +106,8 @@ def make_tasks(
     """All work of one run.
 
     Nominal, co-trained-adversary and best-response episodes are one task each (they are long; the best-response
-    episodes of every attacker budget ``j`` share the seeds ``(best_response, k)``), then the grid cells, then the
-    1-D sweep points.
+    episodes of every attacker ``j``, learned at each seed and budget or fixed, share the seeds ``(best_response, k)``),
+    then the grid cells, then the 1-D sweep points.
     """
     tasks: list[Task] = []
     for kind in ("nominal", "adversary") if adversary else ("nominal",):

@@ -22,12 +22,17 @@ from envs.adversarial.specs import get_env_spec
 from rl.qarl.checkpoint import QARLPolicies, load_policies
 from rl.qarl.modes import resolve_mode
 from rl.robustness.best_response import Greedy, load_attacker
+from rl.robustness.fixed_attacks import fixed_attacks
 from rl.robustness.tasks import SWEEPS, Task, TaskResult
 
 
 # ------------------------------------------------------------------------------------------ workers
 class Evaluator:
-    """Policies and game of one run, loaded once per worker; runs :class:`Task` s."""
+    """Policies and game of one run, loaded once per worker; runs :class:`Task` s.
+
+    A ``best_response`` task ``j`` plays attacker ``j``: the saved SAC models ``attackers`` in their order, then, with
+    ``fixed``, the fixed strategies of :func:`rl.robustness.fixed_attacks.fixed_attacks` (named in ``fixed_names``).
+    """
 
     def __init__(
         self,
@@ -37,9 +42,10 @@ class Evaluator:
         attackers: Sequence[str] = (),
         greedy_attackers: bool = True,
         weights_only: bool = False,
+        fixed: bool = False,
     ) -> None:
-        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers, weights_only)
-        self.greedy_attackers, self.weights_only = greedy_attackers, weights_only
+        self.key = (str(run_dir), horizon, device, tuple(attackers), greedy_attackers, weights_only, fixed)
+        self.greedy_attackers, self.weights_only, self.fixed = greedy_attackers, weights_only, fixed
         self.policies: QARLPolicies = load_policies(run_dir, device=device, weights_only=weights_only)
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
@@ -52,6 +58,10 @@ class Evaluator:
             load_attacker(path, self.policies.protagonist, self.mode.context, env_cfg, device, weights_only)
             for path in attackers
         ]
+        self.n_learned = len(self.attackers)
+        strategies = fixed_attacks(self.game) if fixed else {}
+        self.fixed_names: list[str] = list(strategies)
+        self.attackers += list(strategies.values())
         expected = int(np.prod(self.game.observation_space.shape or ())) + (0 if self.mode.context == "none" else 1)
         got = self.policies.protagonist.observation_space.shape
         if got != (expected,):
@@ -70,7 +80,7 @@ class Evaluator:
             adversary: SupportsPredict | None = {"adversary": self.policies.adversary}.get(task.kind)
             if task.kind == "best_response":
                 adversary = self.attackers[task.j]
-                if self.greedy_attackers:
+                if self.greedy_attackers and task.j < self.n_learned:
                     adversary = Greedy(adversary)
             perturbed = task.kind == "grid" or task.kind in SWEEPS
             # factors of the nominal model (gymnasium envs) or the official absolute values (dm_control envs)
@@ -103,16 +113,17 @@ def _init_worker(
     attackers: tuple[str, ...] = (),
     greedy: bool = True,
     weights_only: bool = False,
+    fixed: bool = False,
 ) -> None:
     """Pool initializer: one torch thread, load the policies once (a forked worker reuses the parent's copy)."""
     global _WORKER, _WORKER_ERROR
     import torch as th
 
     th.set_num_threads(1)
-    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy, weights_only):
+    if _WORKER is not None and _WORKER.key == (run_dir, horizon, device, tuple(attackers), greedy, weights_only, fixed):
         return
     try:
-        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy, weights_only)
+        _WORKER = Evaluator(run_dir, horizon, device, attackers, greedy, weights_only, fixed)
     except Exception as e:  # reported by every task rather than respawning the worker forever
         _WORKER_ERROR = f"loading {run_dir} failed: {type(e).__name__}: {e}"
 
@@ -136,6 +147,7 @@ def run_tasks(
     evaluator: Evaluator | None = None,
     greedy_attackers: bool = True,
     weights_only: bool = False,
+    fixed: bool = False,
 ) -> list[TaskResult]:
     """Run ``tasks`` on ``workers`` processes (in this process when ``workers == 1``), with a progress bar.
 
@@ -148,7 +160,7 @@ def run_tasks(
     global _WORKER
     attackers = tuple(str(a) for a in attackers)
     if evaluator is None:
-        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers, weights_only)
+        evaluator = Evaluator(str(run_dir), horizon, device, attackers, greedy_attackers, weights_only, fixed)
     results: list[TaskResult] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
     try:
@@ -160,7 +172,15 @@ def run_tasks(
         else:
             _WORKER = evaluator
             ctx = mp.get_context(mp_context)
-            initargs = (str(run_dir), horizon, device, attackers, evaluator.greedy_attackers, evaluator.weights_only)
+            initargs = (
+                str(run_dir),
+                horizon,
+                device,
+                attackers,
+                evaluator.greedy_attackers,
+                evaluator.weights_only,
+                evaluator.fixed,
+            )
             with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
                 for result in pool.imap_unordered(_run_task, tasks, chunksize=1):
                     results.append(result)

@@ -10,38 +10,43 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from rl.robustness.report.groups import Report, score_matrices
+from rl.robustness.report.groups import Report, score_columns
 from rl.robustness.report.records import METRIC_TITLES
-from rl.robustness.report.stats import _bootstrap_seeded
+from rl.robustness.report.stats import _bootstrap_seeded, performance_profiles
 
 
-def plot_performance_profiles(report: Report, metrics_: Sequence[str], reps: int, path: Path) -> bool:
-    """Performance profiles (rliable; fraction of runs x envs above a normalised score), one panel per metric."""
+def plot_performance_profiles(
+    report: Report, metrics_: Sequence[str], reps: int, path: Path, groups: Sequence[str] | None = None, label: str = ""
+) -> bool:
+    """Performance profiles (rliable; fraction of runs x envs above a normalised score), one panel per metric.
+
+    ``groups``: the groups of one aggregate (:func:`~rl.robustness.report.groups.aggregate_sets`; default: every
+    group, for a report of one setting); ``label`` names its setting in the titles.
+    """
     import matplotlib.pyplot as plt
-    from rliable import library as rly
 
     from rl.robustness.plots import plt as _agg  # noqa: F401  (selects the Agg backend)
 
+    groups = list(groups if groups is not None else report.envs)
     panels = []
     for metric in metrics_:
-        matrices, groups, _ = score_matrices(report, metric)
-        matrices = {k: v for k, v in matrices.items() if v.size and np.isfinite(v).all()}
-        if groups and matrices:
-            panels.append((metric, matrices))
+        columns, _ = score_columns(report, metric, groups)
+        columns = {k: v for k, v in columns.items() if v and all(c.size and np.isfinite(c).all() for c in v)}
+        if groups and columns:
+            panels.append((metric, columns))
     if not panels:
         return False
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), layout="constrained", squeeze=False)
-    for ax, (metric, matrices) in zip(axes[0], panels, strict=True):
-        values = np.concatenate([v.ravel() for v in matrices.values()])
+    for ax, (metric, columns) in zip(axes[0], panels, strict=True):
+        values = np.concatenate([c for v in columns.values() for c in v])
         taus = np.linspace(min(0.0, values.min()), max(1.0, values.max()), 41)
-        with _bootstrap_seeded(0):
-            profiles, cis = rly.create_performance_profile(matrices, taus, reps=reps)
+        profiles, cis = performance_profiles(columns, taus, reps)
         for method, profile in profiles.items():
             line = ax.plot(taus, profile, label=method)[0]
             ax.fill_between(taus, cis[method][0], cis[method][1], color=line.get_color(), alpha=0.2)
         ax.set_xlabel("normalised score tau")
         ax.set_ylabel("fraction of runs with score > tau")
-        ax.set_title(f"performance profile: {METRIC_TITLES[metric]}", fontsize=9)
+        ax.set_title(f"performance profile: {METRIC_TITLES[metric]}" + (f" [{label}]" if label else ""), fontsize=9)
         ax.legend(fontsize=8)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -153,25 +153,42 @@ def build_report(
     return Report(kept, table, skipped, confidence, notes)
 
 
-def score_matrices(report: Report, metric: str) -> tuple[dict[str, np.ndarray], list[str], str]:
-    """Per method present in every group, a ``(seeds, groups)`` matrix of ``metric`` normalised per group.
+def aggregate_sets(report: Report) -> list[tuple[str, list[str]]]:
+    """The groups aggregated together over seeds x envs: those that differ in the env alone.
 
-    Each group's scores are divided by the largest seed-mean nominal return of any method in that group (so 1 is
-    the best nominal return there), which puts envs with different reward scales on one axis. A method with fewer
-    seeds in one group uses its first ``n`` seeds everywhere (``n`` its smallest count); the note says so.
+    Groups whose shared settings (:meth:`Report.settings`, less ``env.name``) are the same form one aggregate; two
+    configs of one env (another budget, another force bound) never share one, so each setting gets its own.
+
+    Returns:
+        ``(label, groups)`` per aggregate, in the order of :attr:`Report.envs`; the label names the settings that set
+        it apart from the other aggregates (``""`` when there is one).
     """
-    groups = report.envs
+    settings = {g: {k: v for k, v in report.settings(g).items() if k != "env.name"} for g in report.envs}
+    sets: dict[str, list[str]] = {}
+    for group in report.envs:
+        sets.setdefault(json.dumps(settings[group], sort_keys=True), []).append(group)
+    keys = _differing([settings[groups[0]] for groups in sets.values()])
+    return [(", ".join(f"{k}={settings[gs[0]].get(k, '-')}" for k in keys), gs) for gs in sets.values()]
+
+
+def score_columns(report: Report, metric: str, groups: Sequence[str]) -> tuple[dict[str, list[np.ndarray]], str]:
+    """Per method present in every one of ``groups``, one array per group of ``metric`` over its seeds, normalised.
+
+    Each group's scores are divided by the largest seed-mean nominal return of any of those methods in that group
+    (so 1 is the best nominal return there), which puts envs with different reward scales on one axis. Every seed is
+    kept: a method may have more seeds in one env than in another (the statistics of :mod:`.stats` weigh each env the
+    same, :func:`~rl.robustness.report.stats.equal_weight`); the note says where the counts differ.
+    """
     methods = sorted(m for m in {m for _, m in report.table} if all((g, m) in report.table for g in groups))
-    matrices: dict[str, np.ndarray] = {}
+    columns: dict[str, list[np.ndarray]] = {}
     notes = []
     for method in methods:
-        columns = []
+        columns[method] = []
         for group in groups:
-            scale = max(abs(report.table[(group, m)]["return_nominal"].mean) for m in methods if (group, m) in report.table)
+            scale = max(abs(report.table[(group, m)]["return_nominal"].mean) for m in methods)
             scale = scale if math.isfinite(scale) and scale > 0 else 1.0
-            columns.append([r.values[metric] / scale for r in report.runs_of(group, method)])
-        n = min((len(c) for c in columns), default=0)
-        if any(len(c) != n for c in columns):
-            notes.append(f"{method}: first {n} seeds per env")
-        matrices[method] = np.array([c[:n] for c in columns], dtype=float).T.reshape(n, len(groups))
-    return matrices, groups, "; ".join(notes)
+            columns[method].append(np.array([r.values[metric] / scale for r in report.runs_of(group, method)], dtype=float))
+        counts = [len(c) for c in columns[method]]
+        if len(set(counts)) > 1:
+            notes.append(f"{method}: " + ", ".join(f"{n} seeds in {g}" for n, g in zip(counts, groups, strict=True)))
+    return columns, "; ".join(notes)

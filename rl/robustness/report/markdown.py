@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from rl.robustness.report.groups import Report, score_matrices
+from rl.robustness.report.groups import Report, aggregate_sets, score_columns
 from rl.robustness.report.records import METRIC_TITLES, METRICS
-from rl.robustness.report.stats import iqm_interval, iqm_intervals, probability_of_improvement
+from rl.robustness.report.stats import aggregate_improvement, aggregate_iqm, iqm_intervals, student_t_interval
 
 
 def _slug(text: str) -> str:
@@ -67,26 +67,69 @@ def rliable_markdown(report: Report, reps: int, primary: str) -> list[str]:
             cells = iqm_intervals(np.array([[r.values[m] for m in shown] for r in runs]), reps, report.confidence)
             lines.append(f"| {method} | {len(runs)} | " + " | ".join(map(str, cells)) + " |")
         lines.append("")
-    for metric in [m for m in shown if m in (primary, "return_nominal")]:
-        matrices, groups, note = score_matrices(report, metric)
-        matrices = {k: v for k, v in matrices.items() if v.size and np.isfinite(v).all()}
-        if not groups or not matrices:
+    for label, groups in aggregate_sets(report):
+        lines += aggregate_markdown(report, [m for m in shown if m in (primary, "return_nominal")], label, groups, reps)
+    return lines
+
+
+def attackers_markdown(report: Report, group: str) -> list[str]:
+    """Per method, the mean ± Student-t interval over seeds of the return against each attacker (``[]``: none).
+
+    The attackers are those of the robustness JSONs: the learned SAC attackers (``sac_s<seed>@<budget>``) and the
+    fixed strategies (``const±<body>.<axis>``, ``bang±vel``); the best found attack column is their minimum.
+    """
+    names: list[str] = []
+    for r in report.runs_in(group):
+        names += [n for n in (r.attacks or {}) if n not in names]
+    if not names:
+        return []
+    lines = [
+        "Return against every attacker (mean ± Student-t half-width over seeds): learned SAC attackers "
+        "`sac_s<seed>@<budget>` and the fixed strategies (`const±<body>.<axis>`: the full force bound along one axis; "
+        "`bang+vel` / `bang-vel`: the full bound with / against the sign of the attacked body's velocity). The best "
+        "found attack is the lowest of them per run (learned attackers at the main budget only).",
+        "",
+        "| method | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for method in report.methods(group):
+        runs = report.runs_of(group, method)
+        cells = [student_t_interval([(r.attacks or {}).get(n, float("nan")) for r in runs], report.confidence) for n in names]
+        lines.append(f"| {method} | " + " | ".join(map(str, cells)) + " |")
+    return [*lines, ""]
+
+
+def aggregate_markdown(report: Report, metrics: Sequence[str], label: str, groups: Sequence[str], reps: int) -> list[str]:
+    """IQM and probability of improvement over seeds x envs of the ``groups`` of one aggregate (:func:`aggregate_sets`)."""
+    lines: list[str] = []
+    for metric in metrics:
+        columns, note = score_columns(report, metric, groups)
+        columns = {k: v for k, v in columns.items() if v and all(c.size and np.isfinite(c).all() for c in v)}
+        if not groups or not columns:
             continue
+        envs = ", ".join(report.env_of(g) for g in groups)
+        setting = f" [{label}]" if label else ""
+        weights = (
+            f" Seed counts differ ({note}): every seed is used and each env weighs the same (its scores repeated to a "
+            "common count; the interval resamples each env's own seeds)."
+            if note
+            else ""
+        )
         lines += [
-            f"### {METRIC_TITLES[metric]}: over seeds x envs ({', '.join(groups)})",
+            f"### {METRIC_TITLES[metric]}: over seeds x envs ({envs}){setting}",
             "",
-            "Scores divided by the best seed-mean nominal return in each env. " + (f"Note: {note}." if note else ""),
+            "Scores divided by the best seed-mean nominal return in each env." + weights,
             "",
             "| method | IQM (normalised) |",
             "|---|---|",
         ]
-        lines += [f"| {m} | {iqm_interval(v, reps, report.confidence)} |" for m, v in matrices.items()]
-        names = list(matrices)
+        lines += [f"| {m} | {aggregate_iqm(v, reps, report.confidence)} |" for m, v in columns.items()]
+        names = list(columns)
         if len(names) > 1:
             lines += ["", f"Probability of improvement P(row > column), {METRIC_TITLES[metric]}:", ""]
             lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
             pairs = {
-                (a, b): probability_of_improvement(matrices[a], matrices[b], reps, report.confidence)
+                (a, b): aggregate_improvement(columns[a], columns[b], reps, report.confidence)
                 for i, a in enumerate(names)
                 for b in names[i + 1 :]
             }
@@ -137,6 +180,7 @@ def markdown(report: Report, images: dict[str, list[str]], extra: Sequence[str] 
             cells = " | ".join(str(s[m]) for m in METRICS)
             lines.append(f"| {method} | {seeds} | {steps_text} | {cells} | {sources} |")
         lines.append("")
+        lines += attackers_markdown(report, group)
         lines += [f"![{name}]({name})" for name in images.get(group, [])]
         lines.append("")
     lines += list(extra)

@@ -18,6 +18,7 @@ METRICS = (
     "return_nominal",
     "return_vs_adversary",
     "return_vs_best_response",
+    "return_vs_best_found_attack",
     "grid_average",
     "sweep_mass_average",
     "sweep_friction_average",
@@ -28,6 +29,7 @@ METRIC_TITLES = {
     "return_nominal": "nominal",
     "return_vs_adversary": "vs co-trained adversary (alpha=0)",
     "return_vs_best_response": "vs best response",
+    "return_vs_best_found_attack": "vs best found attack",
     "grid_average": "grid average",
     "sweep_mass_average": "mass sweep average",
     "sweep_friction_average": "friction sweep average",
@@ -67,6 +69,8 @@ class RunRecord:
         method: its row (the algo, plus ``algo.*`` switches that set it apart from other runs of the same algo).
         experiment: the flattened config that defines the experiment (:func:`experiment_of`).
         done: the run's ``done.json`` (``None``: it did not complete its budget).
+        attacks: mean return against each attacker of its robustness JSON, by name (learned SAC attackers
+            ``sac_s<seed>@<budget>`` and the fixed strategies); ``None`` when it has none.
     """
 
     root: Path
@@ -82,6 +86,7 @@ class RunRecord:
     group: str = ""
     method: str = ""
     sweeps: dict[str, Any] | None = None
+    attacks: dict[str, float] | None = None
 
     @property
     def finished(self) -> bool:
@@ -172,13 +177,15 @@ def read_run(root: Path, source: str = "auto") -> RunRecord | None:
     assert isinstance(cfg, DictConfig)
     curves = read_scalars(root / "tensorboard") if (root / "tensorboard").is_dir() else {}
     robustness = root / "robustness" / "robustness.json"
-    grid, sweeps = None, None
+    grid, sweeps, attacks = None, None, None
     if source != "tensorboard" and robustness.exists():
         data = json.loads(robustness.read_text())
         values = {m: float(data[m]) if data.get(m) is not None else float("nan") for m in METRICS}
         grid = {k: data[k] for k in ("grid_mean", "mass_factors", "friction_factors", "mass_body")}
         if data.get("sweep_factors"):
             sweeps = {"factors": data["sweep_factors"], "mean": data["sweep_mean"]}
+        if data.get("attackers"):
+            attacks = {str(a["name"]): float("nan") if a.get("mean") is None else float(a["mean"]) for a in data["attackers"]}
         used = "robustness"
     elif source == "robustness":
         return None
@@ -188,4 +195,5 @@ def read_run(root: Path, source: str = "auto") -> RunRecord | None:
         used = "tensorboard"
     record = RunRecord(root, str(cfg.env.name), str(cfg.algo.name), int(cfg.seed), values, used, curves, grid)
     record.experiment, record.done, record.sweeps = experiment_of(cfg), read_done(root), sweeps
+    record.attacks = attacks
     return record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,3 +153,113 @@ def probability_of_improvement(
     with _bootstrap_seeded(seed):
         _, intervals = rly.get_interval_estimates({"p": [x, y]}, _improvement, reps=reps, confidence_interval_size=confidence)
     return Interval(value, float(intervals["p"][0, 0]), float(intervals["p"][1, 0]), min(len(x), len(y)))
+
+
+# ------------------------------------------------------------------------------------------ seeds x envs, any seed counts
+def equal_weight(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """A ``(L, envs)`` matrix: each env's scores over its seeds, repeated to ``L``, the least common multiple of the counts.
+
+    rliable's aggregates take a ``(runs, tasks)`` matrix, one count of runs for every task. Repeating each env's
+    scores ``L / n`` times keeps every seed and gives each env the same weight in the IQM, the probability of
+    improvement and the performance profile (it leaves each env's empirical distribution unchanged); with equal
+    counts it is the plain matrix.
+    """
+    counts = [len(c) for c in columns]
+    if not counts or min(counts) < 1:
+        return np.zeros((0, len(counts)))
+    size = math.lcm(*counts)
+    return np.stack([np.repeat(np.asarray(c, dtype=float), size // len(c)) for c in columns], axis=1)
+
+
+def _equal_counts(*methods: Sequence[np.ndarray]) -> bool:
+    return all(len({len(c) for c in columns}) <= 1 for columns in methods)
+
+
+def stratified_bootstrap(
+    methods: Sequence[Sequence[np.ndarray]],
+    statistic: Any,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of ``statistic(*matrices)`` when each env's seeds are resampled with their own count.
+
+    ``methods``: per method, one array of scores per env (any counts). Each resample draws, for every method and env,
+    as many seeds as it has, with replacement (rliable's stratified bootstrap, which needs equal counts), then
+    applies ``statistic`` to the :func:`equal_weight` matrices. Returns the lower and upper bounds (arrays).
+    """
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(reps)):
+        samples = [equal_weight([c[rng.integers(0, len(c), len(c))] for c in columns]) for columns in methods]
+        values.append(np.atleast_1d(statistic(*samples)))
+    low, high = np.percentile(np.array(values), [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)], axis=0)
+    return low, high
+
+
+def aggregate_iqm(columns: Sequence[np.ndarray], reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> Interval:
+    """IQM over seeds x envs with its interval; ``columns``: one array of scores per env, any seed counts.
+
+    Equal counts: :func:`iqm_interval` (rliable) unchanged. Otherwise every env weighs the same (:func:`equal_weight`)
+    and the interval is :func:`stratified_bootstrap`'s.
+    """
+    columns = [np.asarray(c, dtype=float) for c in columns]
+    if _equal_counts(columns):
+        return iqm_interval(equal_weight(columns), reps, confidence, seed)
+    if not all(np.isfinite(c).all() for c in columns) or min(len(c) for c in columns) < 1:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    value = float(stats.trim_mean(equal_weight(columns), proportiontocut=0.25, axis=None))
+    n = min(len(c) for c in columns)
+    if n < 2:
+        return Interval(value, float("nan"), float("nan"), n)
+    low, high = stratified_bootstrap([columns], lambda x: stats.trim_mean(x, 0.25, axis=None), reps, confidence, seed)
+    return Interval(value, float(low[0]), float(high[0]), n)
+
+
+def aggregate_improvement(
+    x: Sequence[np.ndarray], y: Sequence[np.ndarray], reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """P(X > Y) averaged over envs, each env with all its seeds; ``x``, ``y``: one array per env, any counts.
+
+    Equal counts per method: :func:`probability_of_improvement` (rliable) unchanged. Otherwise each env's P(X > Y)
+    uses all the seeds of both methods there, the envs weigh the same, and the interval is
+    :func:`stratified_bootstrap`'s.
+    """
+    x, y = [np.asarray(c, dtype=float) for c in x], [np.asarray(c, dtype=float) for c in y]
+    if _equal_counts(x, y):
+        return probability_of_improvement(equal_weight(x), equal_weight(y), reps, confidence, seed)
+    if len(x) != len(y) or min(len(c) for c in x + y) < 1:
+        return Interval(float("nan"), float("nan"), float("nan"), 0)
+    value = float(_improvement(equal_weight(x), equal_weight(y))[0])
+    n = min(len(c) for c in x + y)
+    if n < 2:
+        return Interval(value, float("nan"), float("nan"), n)
+    low, high = stratified_bootstrap([x, y], _improvement, reps, confidence, seed)
+    return Interval(value, float(low[0]), float(high[0]), n)
+
+
+def performance_profiles(
+    methods: Mapping[str, Sequence[np.ndarray]], taus: np.ndarray, reps: int = 2000, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fraction of scores above each ``tau`` (envs weighed the same) and its 95% band, per method; any seed counts.
+
+    Equal counts for every method: rliable's ``create_performance_profile`` unchanged; otherwise the profile of the
+    :func:`equal_weight` matrix with :func:`stratified_bootstrap`'s band. Returns ``(profiles, bands)``, a band being
+    ``(2, len(taus))`` as rliable's.
+    """
+    from rliable import library as rly
+
+    taus = np.asarray(taus, dtype=float)
+    if _equal_counts(*methods.values()):
+        with _bootstrap_seeded(seed):
+            profiles, bands = rly.create_performance_profile({m: equal_weight(c) for m, c in methods.items()}, taus, reps=reps)
+        return dict(profiles), dict(bands)
+
+    def profile(x: np.ndarray) -> np.ndarray:
+        return np.array([float(np.mean(x > t)) for t in taus])
+
+    out, cis = {}, {}
+    for method, columns in methods.items():
+        out[method] = profile(equal_weight(columns))
+        cis[method] = np.stack(stratified_bootstrap([columns], profile, reps, 0.95, seed))
+    return out, cis

@@ -16,7 +16,7 @@ from rl.robustness.report.figures import (
     plot_robustness_profile,
     plot_sweeps,
 )
-from rl.robustness.report.groups import Report, build_report
+from rl.robustness.report.groups import Report, aggregate_sets, build_report
 from rl.robustness.report.markdown import _slug, markdown, rliable_markdown, write_csv
 from rl.robustness.report.records import METRICS, SOURCES, find_report_runs
 
@@ -50,10 +50,11 @@ def write_report(
         images[group] = names
     extra = rliable_markdown(report, bootstrap_reps, primary_metric)
     profile_metrics = [m for m in ("return_nominal", primary_metric) if any(s[m].n for s in report.table.values())]
-    if plot_performance_profiles(
-        report, list(dict.fromkeys(profile_metrics)), bootstrap_reps, out / "performance_profiles.png"
-    ):
-        extra += ["![performance profiles](performance_profiles.png)", ""]
+    sets = aggregate_sets(report)
+    for label, groups in sets:  # one figure per aggregate: groups that differ in the env alone
+        name = "performance_profiles.png" if len(sets) == 1 else f"performance_profiles_{_slug(label)}.png"
+        if plot_performance_profiles(report, list(dict.fromkeys(profile_metrics)), bootstrap_reps, out / name, groups, label):
+            extra += [f"![performance profiles{' ' + label if label else ''}]({name})", ""]
     write_csv(report, out / "report.csv")
     atomic_write_text(out / "report.md", markdown(report, images, extra))
     return {"markdown": out / "report.md", "csv": out / "report.csv"}
