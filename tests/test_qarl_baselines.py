@@ -82,17 +82,28 @@ def test_sgld_update_equals_hand_computed():
     th.testing.assert_close(net.bias.detach(), p0 - lr * g / ((1 - alpha) ** 0.5 * g.abs() + eps))
 
 
+def official_noise_used(initial: float, fits: int) -> list[float]:
+    """The noise of each fit's gradient step in the official ``SAC_LD.fit``, its formula unchanged (a probe)."""
+    noise, fit_iteration, used = initial, 1, []  # the optimiser starts at ``noise``; ``_fit_iteration = 1`` (sac.py)
+    for _ in range(fits):
+        used.append(noise)  # the step of this fit
+        noise = initial * ((1 - 5e-5) ** (fit_iteration / 2))  # set after the step, as sac_ld.py does
+        fit_iteration += 1
+    return used
+
+
 def test_langevin_noise_decays_as_the_official_schedule():
     opt = SGLD([nn.Parameter(th.zeros(2))], noise=1e-3)
     schedule = LangevinNoiseSchedule(initial=1e-3, decay=5e-5)
-    values = [schedule.value]
-    for _ in range(5):
+    used = []
+    for _ in range(6):
+        used.append(opt.param_groups[0]["noise"])
         schedule.step(opt)
-        values.append(opt.param_groups[0]["noise"])
-    # the step of fit k uses initial * (1 - decay) ** ((k - 1) / 2), and the initial value for fit 0
-    assert values[:2] == [1e-3, 1e-3]
-    np.testing.assert_allclose(values[2:], [1e-3 * (1 - 5e-5) ** (k / 2) for k in range(1, 5)], rtol=1e-12)
-    assert all(b < a for a, b in itertools.pairwise(values[1:]))
+    # fit k (0-based) steps with initial * (1 - decay) ** (k / 2): k / 2, not (k - 1) / 2
+    np.testing.assert_allclose(used, official_noise_used(1e-3, 6), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(used, [1e-3 * (1 - 5e-5) ** (k / 2) for k in range(6)], rtol=1e-14, atol=0)
+    assert all(b < a for a, b in itertools.pairwise(used))
+    assert schedule.value == pytest.approx(1e-3 * (1 - 5e-5) ** 3, rel=1e-14)
     restored = LangevinNoiseSchedule()
     restored.load_state_dict(schedule.state_dict())
     assert restored.value == schedule.value
