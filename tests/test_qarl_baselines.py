@@ -51,6 +51,59 @@ def test_mixedne_executes_the_mixed_action(tmp_path):
     assert not np.allclose(buffer_action, model.policy.scale_action(own))  # the adversary moved it
 
 
+def official_next_q(model, next_obs, ent_coef):
+    """The official ``SAC_LD._next_q`` (sac_ld.py): both actions drawn from the *protagonist's* policy (a probe)."""
+    action_new_actor, log_prob_actor = model.actor.action_log_prob(next_obs)
+    action_new_adversary, _ = model.actor.action_log_prob(next_obs)  # ``self.policy``, not the adversary's
+    action_new = model.delta * action_new_adversary + (1 - model.delta) * action_new_actor
+    q = th.min(th.cat(model.critic_target(next_obs, action_new), dim=1), dim=1, keepdim=True)[0]
+    return q - ent_coef * log_prob_actor.reshape(-1, 1)
+
+
+def test_mixedne_critic_target_official_and_corrected(tmp_path):
+    """``algo.mixedne.target=official`` is the official target; the default draws a'_adv from the adversary."""
+    models = {}
+    for target in ("official", "corrected"):
+        overrides = ["algo=mixedne_ld"] + ([f"algo.mixedne.target={target}"] if target == "official" else [])
+        model = make_trainer(tmp_path / target, *overrides).protagonist
+        assert model.target == target
+        models[target] = model
+    official, corrected = models["official"], models["corrected"]
+    corrected.set_parameters(official.get_parameters())  # same networks, adversary included
+    corrected.adversary_actor.load_state_dict(official.adversary_actor.state_dict())
+    next_obs, ent_coef = th.randn(16, 4), th.tensor([[0.02]])
+    with th.no_grad():
+        th.manual_seed(7)
+        expected = official_next_q(official, next_obs, ent_coef)
+        th.manual_seed(7)
+        a, log_prob = official.actor.action_log_prob(next_obs)
+        b, _ = official.adversary_actor.action_log_prob(next_obs)
+        mixed = 0.9 * a + 0.1 * b
+        expected_corrected = th.min(th.cat(official.critic_target(next_obs, mixed), dim=1), dim=1, keepdim=True)[0]
+        expected_corrected = expected_corrected - ent_coef * log_prob.reshape(-1, 1)
+    th.manual_seed(7)
+    th.testing.assert_close(official.next_q(next_obs, ent_coef), expected)
+    th.manual_seed(7)
+    th.testing.assert_close(corrected.next_q(next_obs, ent_coef), expected_corrected)
+    assert not th.allclose(expected, expected_corrected)
+
+
+def test_mixedne_official_target_is_used_in_training_and_saved(tmp_path, monkeypatch):
+    calls = []
+    original = MixedNESAC.next_q
+
+    def spy(self, next_observations, ent_coef):
+        calls.append(self.target)
+        return original(self, next_observations, ent_coef)
+
+    monkeypatch.setattr(MixedNESAC, "next_q", spy)
+    train(tiny_cfg(tmp_path, "algo=mixedne_ld", "algo.mixedne.target=official"))
+    assert calls and set(calls) == {"official"}
+    policies = load_policies(tmp_path)
+    assert policies.config.algo.mixedne.target == "official"  # recorded in the run's config
+    assert isinstance(policies.protagonist, MixedNESAC) and policies.protagonist.target == "official"
+
+
 def test_sgld_update_equals_hand_computed():
     th.manual_seed(0)
     net = nn.Linear(3, 1)
@@ -239,6 +292,7 @@ def test_point_teacher_steps_down_by_c_times_the_official_step(tmp_path):
     [
         (["algo=cat", "algo.adversary=true"], r"algo\.adversary=false"),
         (["algo=mixedne_ld", "algo.mixedne.delta=1.5"], r"algo\.mixedne\.delta must be in \[0, 1\], got 1\.5"),
+        (["algo=mixedne_ld", "algo.mixedne.target=paper"], r"algo\.mixedne\.target.*\['corrected', 'official'\]"),
         (["algo.action_adversary=mas"], r"valid choices: \['cat', 'mixedne_ld', 'none'\]"),
         (["algo=rarl", "algo.protagonist_temperature=curriculum"], "protagonist_temperature=curriculum"),
         (["algo=cat", "algo.cat.start_fraction=0.9", "algo.cat.end_fraction=0.1"], r"algo\.cat needs"),

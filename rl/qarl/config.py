@@ -13,7 +13,14 @@ from envs.common.config import EnvConfig, RunConfig
 
 @dataclass
 class MixedNEConfig:
-    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.baselines.mixedne`): official ``sac_ld.py`` values."""
+    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.baselines.mixedne`): official ``sac_ld.py`` values.
+
+    ``target`` chooses the adversary action of the critic target ``Q'(s', (1 - delta) a' + delta a'_adv)``:
+    ``corrected`` (default) draws ``a'_adv`` from the adversary's policy; ``official`` draws it from the
+    protagonist's policy (a second, independent sample), as the official ``SAC_LD._next_q`` does (a bug there, but
+    the paper's numbers come from it; the corrected target makes MixedNE-LD more pessimistic). The paper comparison
+    (``benchmarks/qarl_comparison/train_comparison.sh``) uses ``official``.
+    """
 
     delta: float = 0.1
     sgld_lr: float = 3e-4
@@ -21,6 +28,7 @@ class MixedNEConfig:
     sgld_alpha: float = 0.999
     noise_decay: float = 5e-5
     adversary_ent_coef_init: float = 0.005
+    target: str = "corrected"
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 from envs.adversarial.specs import AdversarialEnvSpec
 from envs.common.registry import check_choice
 from rl.qarl.baselines.action_adversary import CATSAC, AttackedPolicy, BudgetSchedule, MASAttack, gaussian_params
-from rl.qarl.baselines.mixedne import MixedNESAC
+from rl.qarl.baselines.mixedne import TARGETS, MixedNESAC
 from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.sac import QARLSAC
 from rl.qarl.teacher import SelfPacedGammaTeacher, TeacherUpdate
@@ -143,6 +143,7 @@ def _check_action_adversary(algo: Any, kind: str) -> None:
         for key in ("sgld_alpha", "noise_decay"):
             if not 0 <= float(m[key]) < 1:
                 raise ValueError(f"algo.mixedne.{key} must be in [0, 1), got {m[key]!r}")
+        check_choice(m.get("target", "corrected"), TARGETS, "algo.mixedne.target")
     else:
         c = algo.cat
         for key in ("budget", "lr", "tolerance"):
@@ -297,6 +298,7 @@ def protagonist_kwargs(algo: Any, mode: Mode) -> dict[str, Any]:
             "sgld_alpha": float(m.sgld_alpha),
             "noise_decay": float(m.noise_decay),
             "adversary_ent_coef_init": float(m.adversary_ent_coef_init),
+            "target": str(m.get("target", "corrected")),  # runs older than the switch used the corrected target
         }
     if mode.action_adversary == "cat":
         c = algo.cat
