@@ -10,7 +10,14 @@ from torch import nn
 
 from envs.common.runs import prepare_run_dir
 from rl.qarl import load_policies, train
-from rl.qarl.baselines.action_adversary import CATSAC, BudgetSchedule, MASAttack, l2_project, mix_actions
+from rl.qarl.baselines.action_adversary import (
+    CATSAC,
+    BudgetSchedule,
+    MASAttack,
+    gaussian_params,
+    l2_project,
+    mix_actions,
+)
 from rl.qarl.baselines.mixedne import MixedNESAC
 from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
 from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
@@ -234,6 +241,31 @@ def test_cat_attacks_training_and_evaluation(tmp_path):
     assert 0 < np.linalg.norm(attacked - own) <= 0.5 + 1e-6
     evaluated = attacked_protagonist(model, tr.cfg.algo)
     assert evaluated is not None and evaluated.perturb is not None
+
+
+@pytest.mark.parametrize("store_unclipped", [False, True])
+def test_cat_stores_the_clipped_or_the_unclipped_perturbed_action(tmp_path, store_unclipped):
+    """``algo.cat.store_unclipped=true`` stores ``a + delta`` (official buffer); the executed action is clipped."""
+    overrides = ["algo=cat", "budget.iterations=10", "algo.cat.budget=5", f"algo.cat.store_unclipped={store_unclipped}"]
+    tr = make_trainer(tmp_path, *overrides)
+    model = tr.protagonist
+    assert isinstance(model, CATSAC) and model.store_unclipped is store_unclipped
+    model.attack.budget = 5.0
+    model._last_obs = model.env.reset()
+    th.manual_seed(2)
+    _, own = QARLSAC._sample_action(model, learning_starts=0)
+    th.manual_seed(2)
+    executed, stored = model._sample_action(learning_starts=0)
+    mean, std = gaussian_params(model, model._last_obs)
+    delta = model.attack.perturbation(own[0], mean[0], std[0])
+    assert np.abs(own[0] + delta).max() > 1  # the perturbation leaves the action box
+    np.testing.assert_allclose(executed, model.policy.unscale_action(np.clip(own + delta, -1, 1)), rtol=1e-6)
+    np.testing.assert_allclose(stored, own + delta if store_unclipped else np.clip(own + delta, -1, 1), rtol=1e-6)
+    tr.state.iteration = 9  # past the ramp: the target budget
+    tr.iteration()
+    assert model.attack.budget == 5.0
+    rows = model.replay_buffer.actions[: model.replay_buffer.size()]
+    assert bool(np.abs(rows).max() > 1) == store_unclipped
 
 
 def test_schedules_follow_the_step_budget_when_it_caps_the_run(tmp_path):

@@ -302,7 +302,8 @@ def protagonist_kwargs(algo: Any, mode: Mode) -> dict[str, Any]:
         }
     if mode.action_adversary == "cat":
         c = algo.cat
-        return {"attack": MASAttack(budget=0.0, lr=float(c.lr), max_steps=int(c.max_steps), tolerance=float(c.tolerance))}
+        attack = MASAttack(budget=0.0, lr=float(c.lr), max_steps=int(c.max_steps), tolerance=float(c.tolerance))
+        return {"attack": attack, "store_unclipped": bool(c.get("store_unclipped", False))}
     return {}
 
 
