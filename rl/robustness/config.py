@@ -60,8 +60,9 @@ class EvalRobustnessConfig(RunConfig):
         out: results folder (``null``: ``<run>/robustness``); with several runs, ``<out>/<run name>``.
         tensorboard: also log the summaries and heatmap to the run's TensorBoard (and an HParams session).
         progress: show the progress bar.
-        attack: ``co_trained`` (the run's own adversary at temperature 0, the paper's protocol; "n/a" for methods
-            without a force adversary), ``best_response`` (a fresh SAC adversary trained against the frozen
+        attack: ``co_trained`` (the run's own adversary, the paper's protocol: the co-trained force adversary at
+            temperature 0, MixedNE-LD's action adversary at its ``delta``, CAT's MAS attack at its target budget;
+            "n/a" for ``sac``), ``best_response`` (a fresh SAC adversary trained against the frozen
             protagonist, for every method), ``both`` or ``none``.
         best_response: settings of that adversary.
         sweep_size: points of each 1-D sweep of mass and friction (the spec: 11; 0: none).

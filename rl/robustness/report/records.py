@@ -26,7 +26,7 @@ METRICS = (
 
 METRIC_TITLES = {
     "return_nominal": "nominal",
-    "return_vs_adversary": "vs co-trained adversary (alpha=0)",
+    "return_vs_adversary": "vs own adversary",
     "return_vs_best_response": "vs best response",
     "grid_average": "grid average",
     "sweep_mass_average": "mass sweep average",
