@@ -36,3 +36,54 @@ def test_action_adversaries_get_a_vs_own_adversary_number(tmp_path, algo):
 
     none = evaluate_run(tmp_path, grid_size=1, eval_episodes=1, workers=1, progress=False, attack="none", sweep_size=0)
     assert none.adversary_returns is None
+
+
+class Recorder:
+    """A policy that records what it observes and returns a fixed action."""
+
+    def __init__(self, dim):
+        self.dim, self.seen = dim, []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        self.seen.append(np.array(obs))
+        return np.zeros(self.dim, dtype=np.float32), None
+
+
+@pytest.mark.parametrize(("algo", "trained_alpha"), [("fixed_temp", True), ("qarl", False), ("qarl_linear", False)])
+def test_evaluation_alpha_is_the_training_alpha_of_fixed_temp_only(tmp_path, algo, trained_alpha):
+    from rl.qarl.modes import evaluation_alpha
+    from tests.test_qarl_baselines import make_trainer
+
+    tr = make_trainer(tmp_path, f"algo={algo}", "curriculum.reward_scale=2")
+    expected = tr.alpha_target if trained_alpha else 0.0
+    assert evaluation_alpha(tr.cfg) == expected
+    if trained_alpha:
+        assert expected > 0 and np.all(tr.sample_alphas(3) == expected)  # what its networks saw in training
+    assert evaluation_alpha(tiny_cfg(tmp_path / "sac", "algo=sac")) == 0.0
+    pro, adv = Recorder(1), Recorder(1)
+    tr.protagonist, tr.adversary = pro, adv  # type: ignore[assignment]
+    tr.evaluate(1, against_adversary=True)
+    assert pro.seen and adv.seen
+    assert all(obs[-1] == pytest.approx(expected, rel=1e-6, abs=0) for obs in pro.seen + adv.seen)
+
+
+def test_robustness_evaluator_and_attacker_see_the_fixed_temp_alpha(tmp_path):
+    from rl.qarl.modes import evaluation_alpha
+    from rl.robustness.best_response import attacker_view
+    from rl.robustness.tasks import Task
+    from rl.robustness.workers import Evaluator
+
+    train(tiny_cfg(tmp_path, "algo=fixed_temp", "budget.iterations=1"))
+    ev = Evaluator(str(tmp_path))
+    alpha = evaluation_alpha(ev.policies.config)
+    assert alpha > 0 and ev.alpha == alpha
+    pro, adv = Recorder(1), Recorder(1)
+    ev.policies = ev.policies._replace(protagonist=pro, adversary=adv)
+    for kind in ("nominal", "adversary", "grid"):
+        result = ev(Task(kind, 0, 0, 1.0, 1.0, (3,)))
+        assert result.error is None, result.error
+    assert len(adv.seen) > 0 and all(obs[-1] == pytest.approx(alpha, rel=1e-6) for obs in pro.seen + adv.seen)
+    view = attacker_view(ev.game, Recorder(1), "temperature", alpha)
+    obs, _ = view.reset(seed=0)
+    assert obs[-1] == pytest.approx(alpha)
+    ev.game.close()

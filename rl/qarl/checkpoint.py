@@ -181,7 +181,8 @@ def load_policies(run_dir: str | Path, device: str = "cpu") -> QARLPolicies:
     """Load the trained protagonist, adversary and teacher of a ``train_qarl`` run directory.
 
     The protagonist's observation has one extra entry (the temperature) for ``algo=qarl``/``fixed_temp`` and the
-    force budget for ``force_curriculum``: evaluate with 0 (the rational adversary), as in the paper.
+    force budget for ``force_curriculum``: evaluate with 0 (the rational adversary), as in the paper, except
+    ``fixed_temp``, which only saw its training alpha (:func:`rl.qarl.modes.evaluation_alpha`).
     """
     _, cfg, checkpoint = find_run(run_dir)
     state = json.loads((checkpoint / "state.json").read_text())

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envs.adversarial.specs import AdversarialEnvSpec
+from envs.adversarial.specs import AdversarialEnvSpec, get_env_spec
 from envs.common.registry import check_choice
 from rl.qarl.baselines.action_adversary import CATSAC, AttackedPolicy, BudgetSchedule, MASAttack, gaussian_params
 from rl.qarl.baselines.mixedne import TARGETS, MixedNESAC
@@ -264,6 +264,23 @@ def make_teacher(
         min_pairs=int(curriculum.min_pairs),
         kl_stop=float(curriculum.kl_stop),
     )
+
+
+def evaluation_alpha(cfg: Any) -> float:
+    """The temperature a run's policies observe in evaluation (``context=temperature``; 0 for other contexts too).
+
+    0, the rational adversary (the paper's protocol), for every run whose networks were trained over a range of
+    temperatures reaching down towards it; a fixed-temperature run (``algo=fixed_temp``: no teacher, one alpha, the
+    target's mean ``nu_target / rate``) only ever saw that alpha, so it is evaluated there.
+
+    Args:
+        cfg: a ``TrainQARLConfig`` (``algo``, ``curriculum``, ``env``).
+    """
+    mode = resolve_mode(cfg.algo)
+    if mode.context != "temperature" or mode.teacher:
+        return 0.0
+    scaling = rescale(cfg.curriculum, get_env_spec(cfg.env.name))
+    return float(cfg.curriculum.nu_target) / scaling.rate
 
 
 def force_budget(alpha: float, alpha_init: float, alpha_target: float, max_force: float) -> float:

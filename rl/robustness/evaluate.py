@@ -79,8 +79,8 @@ def evaluate_run(
         mp_context: multiprocessing start method.
         progress: show a progress bar.
         attack: ``co_trained`` (the run's own adversary: its force adversary at temperature 0, MixedNE-LD's
-            action adversary at ``delta``, CAT's MAS attack at the target budget; skipped for ``sac``), ``best_response`` (a fresh SAC adversary, see :mod:`rl.robustness.best_response`), ``both`` or
-            ``none``.
+            action adversary at ``delta``, CAT's MAS attack at the target budget; skipped for ``sac``),
+            ``best_response`` (a fresh SAC adversary, see :mod:`rl.robustness.best_response`), ``both`` or ``none``.
         best_response: the attacker's settings (default :class:`AttackSettings` ``()``).
         sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
         sweep_episodes: episodes per sweep point (``None``: ``episodes_per_cell``).

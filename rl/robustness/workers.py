@@ -20,7 +20,7 @@ from envs.adversarial.episodes import run_episodes
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.specs import get_env_spec
 from rl.qarl.checkpoint import QARLPolicies, load_policies
-from rl.qarl.modes import attacked_protagonist, resolve_mode
+from rl.qarl.modes import attacked_protagonist, evaluation_alpha, resolve_mode
 from rl.robustness.best_response import Greedy
 from rl.robustness.tasks import SWEEPS, Task, TaskResult
 
@@ -45,6 +45,7 @@ class Evaluator:
         self.attackers: list[Any] = [SAC.load(path, device=device) for path in attackers]
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
+        self.alpha = evaluation_alpha(cfg)  # 0, or a fixed-temperature run's training alpha
         self.spec = get_env_spec(cfg.env.name)
         self.mass_body = self.spec.mass_body
         env_cfg = dict(cfg.env)
@@ -80,7 +81,7 @@ class Evaluator:
             # factors of the nominal model (gymnasium envs) or the official absolute values (dm_control envs)
             only = SWEEPS.get(task.kind)
             perturbation = self.spec.grid_options(task.mass_factor, task.friction_factor, only) if perturbed else None
-            out = run_episodes(self.game, protagonist, self.mode.context, task.seeds, adversary, perturbation)
+            out = run_episodes(self.game, protagonist, self.mode.context, task.seeds, adversary, perturbation, self.alpha)
             return TaskResult(
                 task,
                 tuple(map(float, out.returns)),

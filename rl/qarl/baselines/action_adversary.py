@@ -194,9 +194,7 @@ class CATSAC(QARLSAC):
         *args, **kwargs: as :class:`QARLSAC`.
     """
 
-    def __init__(
-        self, *args: Any, attack: MASAttack | None = None, store_unclipped: bool = False, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, attack: MASAttack | None = None, store_unclipped: bool = False, **kwargs: Any) -> None:
         self.attack = attack if attack is not None else MASAttack()
         self.store_unclipped = bool(store_unclipped)
         super().__init__(*args, **kwargs)
@@ -230,7 +228,9 @@ class AttackedPolicy:
         self.protagonist = protagonist
         self.perturb = perturb
 
-    def predict(self, observation: np.ndarray, deterministic: bool = False, **kwargs: Any) -> tuple[np.ndarray, None]:
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, None]:
         """The executed action in the env's units (``deterministic`` applies to the protagonist's own sample)."""
         action, _ = self.protagonist.predict(observation, deterministic=deterministic)
         obs = np.asarray(observation, dtype=np.float32)
