@@ -10,7 +10,14 @@ from torch import nn
 
 from envs.common.runs import prepare_run_dir
 from rl.qarl import load_policies, train
-from rl.qarl.baselines.action_adversary import CATSAC, BudgetSchedule, MASAttack, l2_project, mix_actions
+from rl.qarl.baselines.action_adversary import (
+    CATSAC,
+    BudgetSchedule,
+    MASAttack,
+    gaussian_params,
+    l2_project,
+    mix_actions,
+)
 from rl.qarl.baselines.mixedne import MixedNESAC
 from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
 from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
@@ -51,6 +58,59 @@ def test_mixedne_executes_the_mixed_action(tmp_path):
     assert not np.allclose(buffer_action, model.policy.scale_action(own))  # the adversary moved it
 
 
+def official_next_q(model, next_obs, ent_coef):
+    """The official ``SAC_LD._next_q`` (sac_ld.py): both actions drawn from the *protagonist's* policy (a probe)."""
+    action_new_actor, log_prob_actor = model.actor.action_log_prob(next_obs)
+    action_new_adversary, _ = model.actor.action_log_prob(next_obs)  # ``self.policy``, not the adversary's
+    action_new = model.delta * action_new_adversary + (1 - model.delta) * action_new_actor
+    q = th.min(th.cat(model.critic_target(next_obs, action_new), dim=1), dim=1, keepdim=True)[0]
+    return q - ent_coef * log_prob_actor.reshape(-1, 1)
+
+
+def test_mixedne_critic_target_official_and_corrected(tmp_path):
+    """``algo.mixedne.target=official`` is the official target; the default draws a'_adv from the adversary."""
+    models = {}
+    for target in ("official", "corrected"):
+        overrides = ["algo=mixedne_ld"] + ([f"algo.mixedne.target={target}"] if target == "official" else [])
+        model = make_trainer(tmp_path / target, *overrides).protagonist
+        assert model.target == target
+        models[target] = model
+    official, corrected = models["official"], models["corrected"]
+    corrected.set_parameters(official.get_parameters())  # same networks, adversary included
+    corrected.adversary_actor.load_state_dict(official.adversary_actor.state_dict())
+    next_obs, ent_coef = th.randn(16, 4), th.tensor([[0.02]])
+    with th.no_grad():
+        th.manual_seed(7)
+        expected = official_next_q(official, next_obs, ent_coef)
+        th.manual_seed(7)
+        a, log_prob = official.actor.action_log_prob(next_obs)
+        b, _ = official.adversary_actor.action_log_prob(next_obs)
+        mixed = 0.9 * a + 0.1 * b
+        expected_corrected = th.min(th.cat(official.critic_target(next_obs, mixed), dim=1), dim=1, keepdim=True)[0]
+        expected_corrected = expected_corrected - ent_coef * log_prob.reshape(-1, 1)
+    th.manual_seed(7)
+    th.testing.assert_close(official.next_q(next_obs, ent_coef), expected)
+    th.manual_seed(7)
+    th.testing.assert_close(corrected.next_q(next_obs, ent_coef), expected_corrected)
+    assert not th.allclose(expected, expected_corrected)
+
+
+def test_mixedne_official_target_is_used_in_training_and_saved(tmp_path, monkeypatch):
+    calls = []
+    original = MixedNESAC.next_q
+
+    def spy(self, next_observations, ent_coef):
+        calls.append(self.target)
+        return original(self, next_observations, ent_coef)
+
+    monkeypatch.setattr(MixedNESAC, "next_q", spy)
+    train(tiny_cfg(tmp_path, "algo=mixedne_ld", "algo.mixedne.target=official"))
+    assert calls and set(calls) == {"official"}
+    policies = load_policies(tmp_path)
+    assert policies.config.algo.mixedne.target == "official"  # recorded in the run's config
+    assert isinstance(policies.protagonist, MixedNESAC) and policies.protagonist.target == "official"
+
+
 def test_sgld_update_equals_hand_computed():
     th.manual_seed(0)
     net = nn.Linear(3, 1)
@@ -82,17 +142,28 @@ def test_sgld_update_equals_hand_computed():
     th.testing.assert_close(net.bias.detach(), p0 - lr * g / ((1 - alpha) ** 0.5 * g.abs() + eps))
 
 
+def official_noise_used(initial: float, fits: int) -> list[float]:
+    """The noise of each fit's gradient step in the official ``SAC_LD.fit``, its formula unchanged (a probe)."""
+    noise, fit_iteration, used = initial, 1, []  # the optimiser starts at ``noise``; ``_fit_iteration = 1`` (sac.py)
+    for _ in range(fits):
+        used.append(noise)  # the step of this fit
+        noise = initial * ((1 - 5e-5) ** (fit_iteration / 2))  # set after the step, as sac_ld.py does
+        fit_iteration += 1
+    return used
+
+
 def test_langevin_noise_decays_as_the_official_schedule():
     opt = SGLD([nn.Parameter(th.zeros(2))], noise=1e-3)
     schedule = LangevinNoiseSchedule(initial=1e-3, decay=5e-5)
-    values = [schedule.value]
-    for _ in range(5):
+    used = []
+    for _ in range(6):
+        used.append(opt.param_groups[0]["noise"])
         schedule.step(opt)
-        values.append(opt.param_groups[0]["noise"])
-    # the step of fit k uses initial * (1 - decay) ** ((k - 1) / 2), and the initial value for fit 0
-    assert values[:2] == [1e-3, 1e-3]
-    np.testing.assert_allclose(values[2:], [1e-3 * (1 - 5e-5) ** (k / 2) for k in range(1, 5)], rtol=1e-12)
-    assert all(b < a for a, b in itertools.pairwise(values[1:]))
+    # fit k (0-based) steps with initial * (1 - decay) ** (k / 2): k / 2, not (k - 1) / 2
+    np.testing.assert_allclose(used, official_noise_used(1e-3, 6), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(used, [1e-3 * (1 - 5e-5) ** (k / 2) for k in range(6)], rtol=1e-14, atol=0)
+    assert all(b < a for a, b in itertools.pairwise(used))
+    assert schedule.value == pytest.approx(1e-3 * (1 - 5e-5) ** 3, rel=1e-14)
     restored = LangevinNoiseSchedule()
     restored.load_state_dict(schedule.state_dict())
     assert restored.value == schedule.value
@@ -172,6 +243,31 @@ def test_cat_attacks_training_and_evaluation(tmp_path):
     assert evaluated is not None and evaluated.perturb is not None
 
 
+@pytest.mark.parametrize("store_unclipped", [False, True])
+def test_cat_stores_the_clipped_or_the_unclipped_perturbed_action(tmp_path, store_unclipped):
+    """``algo.cat.store_unclipped=true`` stores ``a + delta`` (official buffer); the executed action is clipped."""
+    overrides = ["algo=cat", "budget.iterations=10", "algo.cat.budget=5", f"algo.cat.store_unclipped={store_unclipped}"]
+    tr = make_trainer(tmp_path, *overrides)
+    model = tr.protagonist
+    assert isinstance(model, CATSAC) and model.store_unclipped is store_unclipped
+    model.attack.budget = 5.0
+    model._last_obs = model.env.reset()
+    th.manual_seed(2)
+    _, own = QARLSAC._sample_action(model, learning_starts=0)
+    th.manual_seed(2)
+    executed, stored = model._sample_action(learning_starts=0)
+    mean, std = gaussian_params(model, model._last_obs)
+    delta = model.attack.perturbation(own[0], mean[0], std[0])
+    assert np.abs(own[0] + delta).max() > 1  # the perturbation leaves the action box
+    np.testing.assert_allclose(executed, model.policy.unscale_action(np.clip(own + delta, -1, 1)), rtol=1e-6)
+    np.testing.assert_allclose(stored, own + delta if store_unclipped else np.clip(own + delta, -1, 1), rtol=1e-6)
+    tr.state.iteration = 9  # past the ramp: the target budget
+    tr.iteration()
+    assert model.attack.budget == 5.0
+    rows = model.replay_buffer.actions[: model.replay_buffer.size()]
+    assert bool(np.abs(rows).max() > 1) == store_unclipped
+
+
 def test_schedules_follow_the_step_budget_when_it_caps_the_run(tmp_path):
     tr = make_trainer(tmp_path, "algo=cat", "budget.iterations=100", "budget.max_env_steps=1000", "algo.cat.budget=1")
     tr.state.iteration, tr.state.protagonist_steps = 3, 500  # half the step budget after 3 iterations
@@ -228,6 +324,7 @@ def test_point_teacher_steps_down_by_c_times_the_official_step(tmp_path):
     [
         (["algo=cat", "algo.adversary=true"], r"algo\.adversary=false"),
         (["algo=mixedne_ld", "algo.mixedne.delta=1.5"], r"algo\.mixedne\.delta must be in \[0, 1\], got 1\.5"),
+        (["algo=mixedne_ld", "algo.mixedne.target=paper"], r"algo\.mixedne\.target.*\['corrected', 'official'\]"),
         (["algo.action_adversary=mas"], r"valid choices: \['cat', 'mixedne_ld', 'none'\]"),
         (["algo=rarl", "algo.protagonist_temperature=curriculum"], "protagonist_temperature=curriculum"),
         (["algo=cat", "algo.cat.start_fraction=0.9", "algo.cat.end_fraction=0.1"], r"algo\.cat needs"),

@@ -6,8 +6,10 @@ friction factors of the nominal model), and returns are undiscounted. Each episo
 alone: the env is reset with it and the action sampling runs on a torch generator seeded with it (forked from the
 global one, so evaluating never moves a training run's random stream).
 
-What the policies observe follows the run's :class:`rl.qarl.modes.Mode`: ``temperature`` appends 0 (alpha = 0),
-``force`` appends the full force bound (the force curriculum's hardest setting), ``none`` appends nothing.
+What the policies observe follows the run's :class:`rl.qarl.modes.Mode`: ``temperature`` appends the evaluation
+temperature ``alpha`` (0, the rational adversary, unless the caller gives another: a fixed-temperature run is
+evaluated at its training alpha, :func:`rl.qarl.modes.evaluation_alpha`), ``force`` appends the full force bound (the
+force curriculum's hardest setting), ``none`` appends nothing.
 """
 
 from __future__ import annotations
@@ -33,11 +35,11 @@ class EpisodeReturns(NamedTuple):
     seeds: np.ndarray
 
 
-def context_value(context: str, game: AdversarialMujocoEnv) -> float | None:
-    """The observation entry of an evaluation: 0 for ``temperature``, the force bound for ``force``, else ``None``."""
+def context_value(context: str, game: AdversarialMujocoEnv, alpha: float = 0.0) -> float | None:
+    """The observation entry of an evaluation: ``alpha`` for ``temperature``, the force bound for ``force``, else None."""
     check_choice(context, CONTEXTS, "context")
     if context == "temperature":
-        return 0.0
+        return float(alpha)
     if context == "force":
         return game.force_bound
     return None
@@ -65,6 +67,7 @@ def run_episodes(
     seeds: Sequence[int] | np.ndarray,
     adversary: SupportsPredict | None = None,
     perturbation: Mapping[str, Any] | None = None,
+    alpha: float = 0.0,
 ) -> EpisodeReturns:
     """Play one protagonist episode per seed and return the undiscounted returns.
 
@@ -76,11 +79,12 @@ def run_episodes(
         adversary: the adversary, playing at temperature 0 (``None``: zero force).
         perturbation: reset options (``mass_scale``, ``friction_scale``, ``mass_bodies``, ...) applied to every
             episode; the nominal model is restored when the episodes end.
+        alpha: the temperature appended for ``context="temperature"`` (0: the rational adversary).
 
     Returns:
         Returns, lengths and seeds of the episodes.
     """
-    extra = context_value(context, game)
+    extra = context_value(context, game, alpha)
     game.set_force_limit(game.force_bound)
     zero = np.zeros(game.adversary_action_space.shape)
     options = dict(perturbation) if perturbation else None

@@ -193,7 +193,8 @@ def load_policies(run_dir: str | Path, device: str = "cpu", weights_only: bool =
     """Load the trained protagonist, adversary and teacher of a ``train_qarl`` run directory.
 
     The protagonist's observation has one extra entry (the temperature) for ``algo=qarl``/``fixed_temp`` and the
-    force budget for ``force_curriculum``: evaluate with 0 (the rational adversary), as in the paper.
+    force budget for ``force_curriculum``: evaluate with 0 (the rational adversary), as in the paper, except
+    ``fixed_temp``, which only saw its training alpha (:func:`rl.qarl.modes.evaluation_alpha`).
 
     Security: by default the players are read with SB3's ``load``, which unpickles objects stored in the ``.zip``
     files (cloudpickle), so loading a run folder runs code from it: only for folders from a trusted source. With

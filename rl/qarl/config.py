@@ -13,7 +13,14 @@ from envs.common.config import EnvConfig, RunConfig
 
 @dataclass
 class MixedNEConfig:
-    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.baselines.mixedne`): official ``sac_ld.py`` values."""
+    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.baselines.mixedne`): official ``sac_ld.py`` values.
+
+    ``target`` chooses the adversary action of the critic target ``Q'(s', (1 - delta) a' + delta a'_adv)``:
+    ``corrected`` (default) draws ``a'_adv`` from the adversary's policy; ``official`` draws it from the
+    protagonist's policy (a second, independent sample), as the official ``SAC_LD._next_q`` does (a bug there, but
+    the paper's numbers come from it; the corrected target makes MixedNE-LD more pessimistic). The paper comparison
+    (``benchmarks/qarl_comparison/train_comparison.sh``) uses ``official``.
+    """
 
     delta: float = 0.1
     sgld_lr: float = 3e-4
@@ -21,6 +28,7 @@ class MixedNEConfig:
     sgld_alpha: float = 0.999
     noise_decay: float = 5e-5
     adversary_ent_coef_init: float = 0.005
+    target: str = "corrected"
 
 
 @dataclass
@@ -28,7 +36,16 @@ class CATConfig:
     """CAT's MAS attack and budget curriculum (``algo=cat``; :mod:`rl.qarl.baselines.action_adversary`): official ``mas.py``.
 
     ``budget`` is the target L2 radius in normalised action units; it is 0 for the first ``start_fraction`` of the
-    iterations and rises linearly to the target by ``end_fraction``.
+    iterations and rises linearly to the target by ``end_fraction``. **The paper's value is not recorded:** the
+    official ``MASExperiment`` takes the target from the ``--new_adv_max_force`` command-line flag (``main.py``,
+    default ``None``, with which the budget curriculum cannot be built), and neither the code nor the paper gives
+    the value used; the ``MAS`` agent's default budget (``mas.py``) and ``MASExperiment``'s fallback when no flag
+    reaches it are 1. This project uses 1.0 (an L2 radius of 1 in normalised action units, which are the env's
+    action units on DeepMind Control, where the official code runs).
+
+    ``store_unclipped``: the replay buffer stores the unclipped perturbed action ``a + delta`` (the official
+    ``MASCore`` does, MuJoCo clamping the executed control) instead of the executed ``clip(a + delta, -1, 1)``
+    (default; the two differ only when the perturbation leaves the action box).
     """
 
     budget: float = 1.0
@@ -37,6 +54,7 @@ class CATConfig:
     tolerance: float = 1e-3
     start_fraction: float = 0.2
     end_fraction: float = 0.8
+    store_unclipped: bool = False
 
 
 @dataclass

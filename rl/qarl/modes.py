@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from envs.adversarial.specs import AdversarialEnvSpec
+from envs.adversarial.specs import AdversarialEnvSpec, get_env_spec
 from envs.common.registry import check_choice
 from rl.qarl.baselines.action_adversary import CATSAC, AttackedPolicy, BudgetSchedule, MASAttack, gaussian_params
-from rl.qarl.baselines.mixedne import MixedNESAC
+from rl.qarl.baselines.mixedne import TARGETS, MixedNESAC
 from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.sac import QARLSAC
 from rl.qarl.teacher import SelfPacedGammaTeacher, TeacherUpdate
@@ -143,6 +143,7 @@ def _check_action_adversary(algo: Any, kind: str) -> None:
         for key in ("sgld_alpha", "noise_decay"):
             if not 0 <= float(m[key]) < 1:
                 raise ValueError(f"algo.mixedne.{key} must be in [0, 1), got {m[key]!r}")
+        check_choice(m.get("target", "corrected"), TARGETS, "algo.mixedne.target")
     else:
         c = algo.cat
         for key in ("budget", "lr", "tolerance"):
@@ -265,6 +266,23 @@ def make_teacher(
     )
 
 
+def evaluation_alpha(cfg: Any) -> float:
+    """The temperature a run's policies observe in evaluation (``context=temperature``; 0 for other contexts too).
+
+    0, the rational adversary (the paper's protocol), for every run whose networks were trained over a range of
+    temperatures reaching down towards it; a fixed-temperature run (``algo=fixed_temp``: no teacher, one alpha, the
+    target's mean ``nu_target / rate``) only ever saw that alpha, so it is evaluated there.
+
+    Args:
+        cfg: a ``TrainQARLConfig`` (``algo``, ``curriculum``, ``env``).
+    """
+    mode = resolve_mode(cfg.algo)
+    if mode.context != "temperature" or mode.teacher:
+        return 0.0
+    scaling = rescale(cfg.curriculum, get_env_spec(cfg.env.name))
+    return float(cfg.curriculum.nu_target) / scaling.rate
+
+
 def force_budget(alpha: float, alpha_init: float, alpha_target: float, max_force: float) -> float:
     """The force curriculum's budget ``F = clip((a0 + aT - a) * F_max / a0, 0, F_max)`` (specs/qarl.md §7)."""
     return float(np.clip((alpha_init + alpha_target - alpha) * max_force / alpha_init, 0.0, max_force))
@@ -297,10 +315,12 @@ def protagonist_kwargs(algo: Any, mode: Mode) -> dict[str, Any]:
             "sgld_alpha": float(m.sgld_alpha),
             "noise_decay": float(m.noise_decay),
             "adversary_ent_coef_init": float(m.adversary_ent_coef_init),
+            "target": str(m.get("target", "corrected")),  # runs older than the switch used the corrected target
         }
     if mode.action_adversary == "cat":
         c = algo.cat
-        return {"attack": MASAttack(budget=0.0, lr=float(c.lr), max_steps=int(c.max_steps), tolerance=float(c.tolerance))}
+        attack = MASAttack(budget=0.0, lr=float(c.lr), max_steps=int(c.max_steps), tolerance=float(c.tolerance))
+        return {"attack": attack, "store_unclipped": bool(c.get("store_unclipped", False))}
     return {}
 
 

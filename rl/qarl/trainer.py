@@ -53,6 +53,7 @@ from rl.qarl.modes import (
     Teacher,
     attacked_protagonist,
     budget_schedule,
+    evaluation_alpha,
     force_budget,
     make_teacher,
     rescale,
@@ -301,7 +302,8 @@ class QARLTrainer:
     def evaluate(self, n_episodes: int, against_adversary: bool) -> float:
         """Mean undiscounted return of the protagonist (sampled actions), nominal or against the alpha=0 adversary.
 
-        The temperature entry is 0 (the rational adversary); the force curriculum evaluates at full force.
+        The temperature entry is 0 (the rational adversary; ``fixed_temp``: its training alpha,
+        :func:`rl.qarl.modes.evaluation_alpha`); the force curriculum evaluates at full force.
         Nothing is stored in any replay buffer. The loop is :func:`envs.adversarial.episodes.run_episodes`, shared with
         the robustness evaluation.
         """
@@ -316,6 +318,7 @@ class QARLTrainer:
             self.mode.context,
             seeds=[base + episode for episode in range(n_episodes)],
             adversary=self.adversary if use_adversary else None,
+            alpha=evaluation_alpha(self.cfg),
         )
         self.state.eval_steps += int(result.lengths.sum())
         return float(np.mean(result.returns))

@@ -152,9 +152,9 @@ class Greedy:
         return self.model.predict(obs, state, episode_start, deterministic=True)
 
 
-def attacker_view(game: AdversarialMujocoEnv, protagonist: SupportsPredict, context: str) -> AdversaryView:
-    """The adversary's side of ``game`` against the frozen ``protagonist`` seeing its evaluation context."""
-    extra = context_value(context, game)
+def attacker_view(game: AdversarialMujocoEnv, protagonist: SupportsPredict, context: str, alpha: float = 0.0) -> AdversaryView:
+    """The adversary's side of ``game`` against the frozen ``protagonist`` seeing its evaluation context (``alpha``)."""
+    extra = context_value(context, game, alpha)
     game.set_force_limit(game.force_bound)
     if extra is None:
         return AdversaryView(game, opponent=protagonist)
@@ -269,7 +269,7 @@ def get_attackers(
     """
     from envs.adversarial.demo import make_game
     from rl.qarl.checkpoint import load_policies
-    from rl.qarl.modes import resolve_mode
+    from rl.qarl.modes import evaluation_alpha, resolve_mode
 
     policies = load_policies(run_dir, device=device, weights_only=weights_only)
     cfg = policies.config
@@ -281,7 +281,7 @@ def get_attackers(
     env_cfg["max_episode_steps"] = steps
     game = make_game(env_cfg)
     try:
-        view = attacker_view(game, policies.protagonist, resolve_mode(cfg.algo).context)
+        view = attacker_view(game, policies.protagonist, resolve_mode(cfg.algo).context, evaluation_alpha(cfg))
         (folder / "settings.json").parent.mkdir(parents=True, exist_ok=True)
         meta = asdict(settings) | {"run": str(run_dir), "checkpoint": policies.checkpoint.name, "horizon": steps}
         (folder / "settings.json").write_text(json.dumps(meta, indent=1, default=list))

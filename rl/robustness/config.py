@@ -67,9 +67,10 @@ class EvalRobustnessConfig(RunConfig):
         out: results folder (``null``: ``<run>/robustness``); with several runs, ``<out>/<run name>``.
         tensorboard: also log the summaries and heatmap to the run's TensorBoard (and an HParams session).
         progress: show the progress bar.
-        attack: ``co_trained`` (the run's own adversary at temperature 0, the paper's protocol; "n/a" for methods
-            without a force adversary), ``best_response`` (``best_response.seeds`` fresh SAC adversaries trained against
-            the frozen protagonist and the fixed strategies, for every method: ``return_vs_best_response`` is the mean
+        attack: ``co_trained`` (the run's own adversary, the paper's protocol: the co-trained force adversary at
+            temperature 0, MixedNE-LD's action adversary at its ``delta``, CAT's MAS attack at its target budget;
+            "n/a" for ``sac``), ``best_response`` (``best_response.seeds`` fresh SAC adversaries trained against the
+            frozen protagonist and the fixed strategies, for every method: ``return_vs_best_response`` is the mean
             over the learned seeds, ``return_vs_best_found_attack`` the lowest over every attacker), ``both`` or
             ``none``.
         best_response: settings of those adversaries.

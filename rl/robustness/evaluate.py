@@ -4,8 +4,9 @@ For each run the protagonist is evaluated (sampled actions, undiscounted returns
 :func:`envs.adversarial.episodes.run_episodes`)
 
 * on the nominal model with zero force (``eval_episodes`` episodes),
-* against its co-trained adversary at temperature 0 (``attack=co_trained``, the paper's protocol; "n/a" for methods
-  without a force adversary),
+* against its own adversary (``attack=co_trained``, the paper's protocol): the co-trained force adversary at
+  temperature 0, or for the action adversaries the official final evaluation (MixedNE-LD against its co-trained
+  action adversary at its training ``delta``, CAT against the MAS attack at its target budget); "n/a" for ``sac``,
 * against fresh best-response adversaries trained against the frozen protagonist (``attack=best_response``,
   :mod:`rl.robustness.best_response`; beyond the paper's protocol, and the same for every method including ``sac``):
   ``best_response.seeds`` SAC attackers, each with its own seed, and the fixed strategies of
@@ -82,8 +83,9 @@ def evaluate_run(
         device: torch device of the policies.
         mp_context: multiprocessing start method.
         progress: show a progress bar.
-        attack: ``co_trained`` (the run's own adversary at temperature 0; skipped for methods without a force
-            adversary), ``best_response`` (fresh SAC adversaries, see :mod:`rl.robustness.best_response`, and the fixed
+        attack: ``co_trained`` (the run's own adversary: its force adversary at temperature 0, MixedNE-LD's
+            action adversary at ``delta``, CAT's MAS attack at the target budget; skipped for ``sac``),
+            ``best_response`` (fresh SAC adversaries, see :mod:`rl.robustness.best_response`, and the fixed
             strategies), ``both`` or ``none``.
         best_response: the attackers' settings (default :class:`AttackSettings` ``()``: 2 seeds, fixed strategies on).
         sweep_size: points of each 1-D sweep (0: no sweeps; the spec: 11).
@@ -121,7 +123,7 @@ def evaluate_run(
     greedy = settings.deterministic if settings is not None else True
     fixed = settings is not None and settings.fixed
     evaluator = Evaluator(str(info.root), horizon, device, [str(a["path"]) for a in learned], greedy, weights_only, fixed)
-    co_trained = attack in ("co_trained", "both") and evaluator.force_adversary
+    co_trained = attack in ("co_trained", "both") and (evaluator.force_adversary or evaluator.action_adversary is not None)
     tasks = make_tasks(
         grid,
         int(episodes_per_cell),

@@ -167,7 +167,7 @@ def summary_line(result: RobustnessResult) -> str:
     """One line: the three numbers of a run."""
     attacked, best = result.return_vs_adversary, result.return_vs_best_response
     vs = f"{attacked:.1f}" if attacked is not None else "n/a"
-    text = f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs co-trained adversary {vs}"
+    text = f"{result.env}/{result.algo}/s{result.seed}: nominal {result.return_nominal:.1f}, vs own adversary {vs}"
     if best is not None:
         by_budget = ", ".join(f"{k}: {v:.1f}" for k, v in result.best_response_by_budget.items())
         text += f", vs best response {best:.1f} (mean over attacker seeds; by attacker budget {by_budget})"

@@ -20,7 +20,7 @@ from envs.adversarial.episodes import run_episodes
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.specs import get_env_spec
 from rl.qarl.checkpoint import QARLPolicies, load_policies
-from rl.qarl.modes import resolve_mode
+from rl.qarl.modes import attacked_protagonist, evaluation_alpha, resolve_mode
 from rl.robustness.best_response import Greedy, load_attacker
 from rl.robustness.fixed_attacks import fixed_attacks
 from rl.robustness.tasks import SWEEPS, Task, TaskResult
@@ -49,6 +49,7 @@ class Evaluator:
         self.policies: QARLPolicies = load_policies(run_dir, device=device, weights_only=weights_only)
         cfg = self.policies.config
         self.mode = resolve_mode(cfg.algo)
+        self.alpha = evaluation_alpha(cfg)  # 0, or a fixed-temperature run's training alpha
         self.spec = get_env_spec(cfg.env.name)
         self.mass_body = self.spec.mass_body
         env_cfg = dict(cfg.env)
@@ -72,12 +73,18 @@ class Evaluator:
         adversary = self.policies.adversary
         # a force adversary acts on the game's adversary space (MixedNE-LD's and CAT's perturb actions instead)
         self.force_adversary = adversary is not None and adversary.action_space.shape == self.game.adversary_action_space.shape
+        # MixedNE-LD and CAT: the protagonist under its own action adversary (the official final evaluation:
+        # MixedNE-LD's co-trained adversary at its training delta, CAT's MAS attack at the target budget)
+        self.action_adversary = attacked_protagonist(self.policies.protagonist, cfg.algo)
 
     def __call__(self, task: Task) -> TaskResult:
         """Run one task; an exception is returned as the task's error, not raised."""
         start, cpu = time.perf_counter(), time.process_time()
         try:
             adversary: SupportsPredict | None = {"adversary": self.policies.adversary}.get(task.kind)
+            protagonist: SupportsPredict = self.policies.protagonist
+            if task.kind == "adversary" and self.action_adversary is not None:
+                protagonist, adversary = self.action_adversary, None  # no force: the attack is on the actions
             if task.kind == "best_response":
                 adversary = self.attackers[task.j]
                 if self.greedy_attackers and task.j < self.n_learned:
@@ -86,7 +93,7 @@ class Evaluator:
             # factors of the nominal model (gymnasium envs) or the official absolute values (dm_control envs)
             only = SWEEPS.get(task.kind)
             perturbation = self.spec.grid_options(task.mass_factor, task.friction_factor, only) if perturbed else None
-            out = run_episodes(self.game, self.policies.protagonist, self.mode.context, task.seeds, adversary, perturbation)
+            out = run_episodes(self.game, protagonist, self.mode.context, task.seeds, adversary, perturbation, self.alpha)
             return TaskResult(
                 task,
                 tuple(map(float, out.returns)),

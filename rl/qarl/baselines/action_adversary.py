@@ -3,7 +3,8 @@
 Both perturb the protagonist's *action* instead of pushing bodies. Actions here are SB3's normalised actions in
 ``[-1, 1]`` (the squashed Gaussian's range; on DeepMind Control, where the official code runs, this is the env's
 action range). The executed action is also what the replay buffer stores, as in the official code (whose cores
-hand the perturbed action to the protagonist's ``fit``).
+hand the perturbed action to the protagonist's ``fit``); for CAT the official buffer holds the *unclipped*
+perturbed action (MuJoCo clamps the executed one), which ``CATSAC(store_unclipped=True)`` reproduces.
 
 * **MixedNE-LD** (Kamalaruban et al. 2020, arXiv:2002.06063): the executed action is ``(1 - delta) a + delta a_adv``
   with an action adversary trained against the same critic (:mod:`rl.qarl.baselines.mixedne`); :func:`mix_actions`.
@@ -98,13 +99,23 @@ class MASAttack:
             steps += 1
         return l2_project(new - action, float(self.budget))
 
+    def perturbed(self, action: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """``action + perturbation`` before any clipping (float64), for a batch ``(n, dim)`` or one ``(dim,)``.
+
+        This is what the official ``MASCore`` hands the protagonist's ``fit`` (``prot_action += adv_action``);
+        the simulator clamps the executed control.
+        """
+        action = np.asarray(action)
+        if action.ndim == 1:
+            return action + self.perturbation(action, mean, std)
+        rows = [self.perturbation(a, m, s) for a, m, s in zip(action, mean, std, strict=True)]
+        return action + np.stack(rows)
+
     def attack(self, action: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         """The executed action ``clip(action + perturbation, -1, 1)`` for a batch ``(n, dim)`` or one ``(dim,)``."""
         action = np.asarray(action)
-        if action.ndim == 1:
-            return np.clip(action + self.perturbation(action, mean, std), -1.0, 1.0)
-        rows = [self.perturbation(a, m, s) for a, m, s in zip(action, mean, std, strict=True)]
-        return np.clip(action + np.stack(rows), -1.0, 1.0).astype(action.dtype)
+        executed = np.clip(self.perturbed(action, mean, std), -1.0, 1.0)
+        return executed if action.ndim == 1 else executed.astype(action.dtype)
 
 
 @dataclass
@@ -173,15 +184,19 @@ class CATSAC(QARLSAC):
 
     Only ``_sample_action`` changes: the action SB3 samples (or draws uniformly during warm-up) is attacked at
     the current budget (``self.attack.budget``, set each iteration from :class:`BudgetSchedule` by the trainer)
-    before the env step, and the attacked action is what the replay buffer stores.
+    before the env step. The executed action is ``clip(a + delta, -1, 1)``; the replay buffer stores that clipped
+    action (default) or, with ``store_unclipped=True``, the unclipped ``a + delta``, as the official buffer does
+    (``MASCore`` adds the perturbation in place and MuJoCo clamps the executed control).
 
     Args:
         attack: the MAS attack (its ``budget`` is updated by the curriculum).
+        store_unclipped: store ``a + delta`` unclipped (official) instead of the executed, clipped action.
         *args, **kwargs: as :class:`QARLSAC`.
     """
 
-    def __init__(self, *args: Any, attack: MASAttack | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, attack: MASAttack | None = None, store_unclipped: bool = False, **kwargs: Any) -> None:
         self.attack = attack if attack is not None else MASAttack()
+        self.store_unclipped = bool(store_unclipped)
         super().__init__(*args, **kwargs)
 
     def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +205,10 @@ class CATSAC(QARLSAC):
             return action, buffer_action
         assert self._last_obs is not None
         mean, std = gaussian_params(self, self._last_obs)  # type: ignore[arg-type]
-        attacked = self.attack.attack(buffer_action, mean, std)
-        return self.policy.unscale_action(attacked), attacked
+        perturbed = self.attack.perturbed(buffer_action, mean, std)
+        attacked = np.clip(perturbed, -1.0, 1.0).astype(buffer_action.dtype)
+        stored = perturbed.astype(buffer_action.dtype) if self.store_unclipped else attacked
+        return self.policy.unscale_action(attacked), stored
 
     def attacked_action(self, obs: np.ndarray, scaled_action: np.ndarray) -> np.ndarray:
         """The MAS-attacked version of ``scaled_action`` at ``obs`` (batches)."""
@@ -211,7 +228,9 @@ class AttackedPolicy:
         self.protagonist = protagonist
         self.perturb = perturb
 
-    def predict(self, observation: np.ndarray, deterministic: bool = False, **kwargs: Any) -> tuple[np.ndarray, None]:
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, None]:
         """The executed action in the env's units (``deterministic`` applies to the protagonist's own sample)."""
         action, _ = self.protagonist.predict(observation, deterministic=deterministic)
         obs = np.asarray(observation, dtype=np.float32)

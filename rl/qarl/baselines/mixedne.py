@@ -7,6 +7,8 @@ action space, and one twin critic ``Q(s, a_mix)`` of the executed action ``a_mix
 (delta = 0.1). Per gradient step, with fresh reparametrised samples ``a ~ pi``, ``a_adv ~ pi_adv``:
 
     critic:     y = r + gamma (1 - d) [min_j Q'_j(s', mix(a', a'_adv)) - beta log pi(a'|s')]
+                (a'_adv ~ pi_adv with ``target="corrected"``, the default; a'_adv ~ pi, a second independent
+                sample of the protagonist's policy, with ``target="official"``, as the official ``_next_q`` does)
     protagonist L_pi  = mean[beta log pi(a|s) - min_j Q_j(s, mix(a, a_adv))]           (SGLD step)
     adversary   L_adv = mean[beta_adv log pi_adv(a_adv|s) + min_j Q_j(s, mix(a, a_adv))]  (SGLD step)
 
@@ -18,8 +20,10 @@ the critic uses Adam (3e-4). The actors (and temperatures) update once the buffe
 (mixed) action; the adversary acts during warm-up too (SB3's uniform warm-up action is mixed with it).
 
 Deviations from the official code: the critic updates before the actors in each step (SB3's order; the official
-code updates the actors first); the target's adversary action is drawn from pi_adv (the official ``_next_q``
-draws it from the protagonist's policy, a typo); the adversary's action space is the protagonist's normalised
+code updates the actors first); by default the target's adversary action is drawn from pi_adv (the official
+``_next_q`` draws it from the protagonist's policy, a bug; ``target="official"`` reproduces it, and the paper
+comparison uses it, since the corrected target makes MixedNE-LD stronger and more pessimistic than the paper's); the
+adversary's action space is the protagonist's normalised
 one (the official code gives it the force adversary's bounds, which equal the action bounds on DeepMind
 Control); the noise schedule counts fits by the agent's gradient-step counter ``_n_updates`` (saved with every
 checkpoint), and the SGLD optimisers' step counts and noise are in their state dicts (saved in the ``.zip``);
@@ -39,6 +43,8 @@ from rl.qarl.baselines.action_adversary import mix_actions
 from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
 from rl.qarl.sac import QARLSAC
 
+TARGETS = ("corrected", "official")
+
 
 class MixedNESAC(QARLSAC):
     """The MixedNE-LD agent (protagonist, action adversary and shared critic); see the module docstring.
@@ -50,6 +56,8 @@ class MixedNESAC(QARLSAC):
         sgld_alpha: RMSprop smoothing of the SGLD preconditioner (0.999).
         noise_decay: per-step and per-fit noise decay (5e-5).
         adversary_ent_coef_init: initial temperature of the adversary (0.005).
+        target: the critic target's adversary action: ``corrected`` (from the adversary) or ``official`` (from the
+            protagonist's policy, as the official ``sac_ld.py``).
         *args, **kwargs: as :class:`QARLSAC` (``actor_lr`` is unused: the policies use ``sgld_lr``).
     """
 
@@ -62,8 +70,11 @@ class MixedNESAC(QARLSAC):
         sgld_alpha: float = 0.999,
         noise_decay: float = 5e-5,
         adversary_ent_coef_init: float = 0.005,
+        target: str = "corrected",
         **kwargs: Any,
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"MixedNE-LD target must be one of {list(TARGETS)}, got {target!r}")
         if not 0.0 <= delta <= 1.0:
             raise ValueError(f"MixedNE-LD delta must be in [0, 1], got {delta!r}")
         if not np.isfinite(adversary_ent_coef_init) or adversary_ent_coef_init <= 0:
@@ -72,6 +83,7 @@ class MixedNESAC(QARLSAC):
         self.sgld_lr, self.sgld_noise, self.sgld_alpha = float(sgld_lr), float(sgld_noise), float(sgld_alpha)
         self.noise_decay = float(noise_decay)
         self.adversary_ent_coef_init = float(adversary_ent_coef_init)
+        self.target = str(target)
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -118,6 +130,20 @@ class MixedNESAC(QARLSAC):
         q = th.cat(self.critic(observations, actions), dim=1)
         return th.min(q, dim=1, keepdim=True)[0]
 
+    def next_q(self, next_observations: th.Tensor, ent_coef: th.Tensor) -> th.Tensor:
+        """The soft value of the critic target, ``min_j Q'_j(s', mix(a', a'_adv)) - beta log pi(a'|s')`` (no grad).
+
+        ``a' ~ pi`` first, then ``a'_adv``: from pi_adv (``target="corrected"``) or a second independent sample of
+        pi (``target="official"``, the official ``SAC_LD._next_q``).
+        """
+        with th.no_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob(next_observations)
+            second = self.actor if self.target == "official" else self.adversary_actor
+            next_adv, _ = second.action_log_prob(next_observations)
+            next_mixed = mix_actions(next_actions, next_adv, self.delta)
+            next_q = th.cat(self.critic_target(next_observations, next_mixed), dim=1)
+            return th.min(next_q, dim=1, keepdim=True)[0] - ent_coef * next_log_prob.reshape(-1, 1)
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """MixedNE-LD's update (module docstring), logged like :meth:`QARLSAC.train` plus ``adversary_*`` keys."""
         self.policy.set_training_mode(True)
@@ -138,11 +164,7 @@ class MixedNESAC(QARLSAC):
             self.logger.record_mean(f"{self.log_prefix}/adversary_ent_coef", float(adv_ent_coef.item()))
 
             with th.no_grad():
-                next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
-                next_adv, _ = self.adversary_actor.action_log_prob(data.next_observations)
-                next_mixed = mix_actions(next_actions, next_adv, self.delta)
-                next_q = th.cat(self.critic_target(data.next_observations, next_mixed), dim=1)
-                next_q = th.min(next_q, dim=1, keepdim=True)[0] - ent_coef * next_log_prob.reshape(-1, 1)
+                next_q = self.next_q(data.next_observations, ent_coef)
                 target_q = data.rewards + (1 - data.dones) * discounts * next_q
             self._critic_step(obs, data.actions, target_q)
 

@@ -99,8 +99,10 @@ class SGLD(Optimizer):
 class LangevinNoiseSchedule:
     """The per-fit decay of the Langevin noise in MixedNE-LD (official ``SAC_LD.fit``).
 
-    After fit ``k`` (0-based) the official code sets the optimisers' noise to ``initial * (1 - decay) ** (k / 2)``,
-    so the gradient step of fit ``k`` uses ``initial * (1 - decay) ** ((k - 1) / 2)`` (``initial`` for the first).
+    The official code counts fits from 1 (``_fit_iteration = 1`` in ``sac.py``) and, after the gradient step of fit
+    ``k`` (0-based), sets the optimisers' noise to ``initial * (1 - decay) ** ((k + 1) / 2)``; the gradient step of
+    fit ``k`` therefore uses ``initial * (1 - decay) ** (k / 2)`` (``initial`` for the first, the optimisers' own
+    initial value). This schedule gives exactly that.
 
     Attributes:
         initial: the noise of the first fit (1e-3).
@@ -115,7 +117,7 @@ class LangevinNoiseSchedule:
     @property
     def value(self) -> float:
         """The noise for the next gradient step."""
-        return float(self.initial * (1.0 - self.decay) ** (max(self.fits - 1, 0) / 2))
+        return float(self.initial * (1.0 - self.decay) ** (self.fits / 2))
 
     def step(self, *optimizers: Optimizer) -> float:
         """Count one completed fit and write the next noise into the optimisers' parameter groups."""

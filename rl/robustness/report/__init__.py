@@ -14,9 +14,10 @@ skipped run is listed with the reason.
 
 Per table and method the report gives the mean and the Student-t confidence interval over seeds
 (``t_{(1+c)/2, n-1} * s / sqrt(n)``, s the sample standard deviation; specs/qarl.md §8) of the nominal return,
-the return against the co-trained temperature-0 adversary, against the fresh best-response adversaries (mean over
-their seeds), against the best found attack (the lowest over every attacker, each listed in a detail table), the
-grid average and the 1-D sweep averages; next to it the field's statistics from ``rliable`` (Agarwal et al., 2021):
+the return against the run's own adversary (the co-trained force adversary at temperature 0, MixedNE-LD's
+action adversary at its delta, CAT's MAS attack at its target budget), against the fresh best-response adversaries
+(mean over their seeds), against the best found attack (the lowest over every attacker, each listed in a detail
+table), the grid average and the 1-D sweep averages; next to it the field's statistics from ``rliable`` (Agarwal et al., 2021):
 the interquartile mean with a stratified-bootstrap confidence interval, the probability of improvement between
 methods and performance profiles over seeds x envs, and a robustness profile (the fraction of grid cells whose
 return exceeds a level). The aggregates over seeds x envs take only tables that differ in the env alone (one

@@ -159,7 +159,9 @@ def markdown(report: Report, images: dict[str, list[str]], extra: Sequence[str] 
         "",
         f"Mean ± {level}% Student-t confidence half-width over seeds (one run per seed: the latest finished). Numbers "
         "come from `robustness/robustness.json` where a run has one, else from the run's last `eval/` TensorBoard "
-        "scalars (nominal and co-trained adversary only). n/a: not evaluated, or the method has no force adversary.",
+        "scalars (nominal and own adversary only). vs own adversary: the co-trained force adversary at alpha = 0 "
+        "(fixed_temp: at its training alpha), MixedNE-LD's co-trained action adversary at its training delta, CAT's "
+        "MAS attack at its target budget. n/a: not evaluated, or the method has no adversary of its own (sac).",
         "",
     ]
     for group in report.envs:

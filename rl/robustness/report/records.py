@@ -27,7 +27,7 @@ METRICS = (
 
 METRIC_TITLES = {
     "return_nominal": "nominal",
-    "return_vs_adversary": "vs co-trained adversary (alpha=0)",
+    "return_vs_adversary": "vs own adversary",
     "return_vs_best_response": "vs best response",
     "return_vs_best_found_attack": "vs best found attack",
     "grid_average": "grid average",
