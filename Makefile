@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SRC := rl envs dynamics scripts tests benchmarks
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow lint type format clean demo-env
+.PHONY: install run test test-slow test-cluster lint type format clean demo-env
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,10 +36,16 @@ format: install
 	$(BIN)/ruff format $(SRC)
 
 test: lint type
-	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m "not slow" -q
+	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m "not slow and not cluster" -q
 
 test-slow: install
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m slow -q
+
+# Jobs on a real scheduler: a private single-node SLURM (.ci/slurm.sh; root, Debian packages installed if missing)
+# is started, the `cluster` tests run against it, and exactly the daemons it started are stopped again.
+test-cluster: install
+	@set -e; trap '.ci/slurm.sh down' EXIT; .ci/slurm.sh up; eval "$$(.ci/slurm.sh env)"; \
+	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m cluster -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
