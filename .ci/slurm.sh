@@ -142,7 +142,7 @@ up() {
         fi
         sleep 0.5
     done
-    start slurmctld /usr/sbin/slurmctld -D -f "$CONF"
+    start slurmctld /usr/sbin/slurmctld -D -c -f "$CONF"  # -c: no jobs carried over from an earlier session
     start slurmd /usr/sbin/slurmd -D -f "$CONF"
     local state=""
     while ((SECONDS < deadline)); do
