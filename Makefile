@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SRC := rl envs dynamics scripts tests benchmarks docs
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow lint type format clean demo-env docs
+.PHONY: install run test test-slow test-cluster lint type format clean demo-env docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff format $(SRC)
 
 test: lint type
-	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m "not slow" -q
+	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m "not slow and not cluster" -q
 
 test-slow: install
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m slow -q
@@ -47,6 +47,12 @@ docs: install
 	$(BIN)/python docs/gen_reference.py
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	@echo "site built in site/ (open site/index.html, or serve with: $(BIN)/mkdocs serve)"
+
+# Jobs on a real scheduler: a private single-node SLURM (.ci/slurm.sh; root, Debian packages installed if missing)
+# is started, the `cluster` tests run against it, and exactly the daemons it started are stopped again.
+test-cluster: install
+	@set -e; trap '.ci/slurm.sh down' EXIT; .ci/slurm.sh up; eval "$$(.ci/slurm.sh env)"; \
+	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m cluster -q
 
 clean:
 	rm -rf site $(VENV) .mypy_cache .ruff_cache .pytest_cache

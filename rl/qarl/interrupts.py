@@ -12,6 +12,9 @@ Under submitit (``hydra/launcher=slurm``), SLURM sends ``SIGUSR2`` before a time
 submitit's handler requeues the job. When such a Python handler is installed for ``SIGUSR2``,
 :class:`StopSignals` takes the signal first, lets the run checkpoint, and then calls submitit's handler
 (:meth:`StopSignals.forward`), which requeues the job and exits; the requeued job resumes with ``resume=auto``.
+On SLURM that handler runs ``scontrol requeue``, and SLURM stops the running job with SIGTERM while (or just after)
+it does: from the hand-over on, that SIGTERM is expected and ignored, and the job exits with one line instead of
+a second-signal ``KeyboardInterrupt`` traceback.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Handler] = {}
+        self._handing_over = False  # forward() runs the previous handler: a SIGTERM now comes from the requeue
+        self._requeued = False  # that handler requeued the job and exits the process
 
     @property
     def requested(self) -> bool:
@@ -64,6 +69,8 @@ class StopSignals:
         return self.received is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._handing_over and signum == signal.SIGTERM:  # scontrol requeue stops the job so: expected
+            return
         if self.received is not None:
             raise KeyboardInterrupt(f"second signal ({signal.Signals(signum).name}) while stopping")
         self.received = signum
@@ -72,13 +79,24 @@ class StopSignals:
         """Call the handler that was installed before for the received signal, if it was a Python function.
 
         This is how submitit's ``SIGUSR2`` handler (checkpoint the callable, requeue the job, exit) runs after
-        the run's own checkpoint.
+        the run's own checkpoint. On SLURM, that handler's ``scontrol requeue`` makes SLURM send the job SIGTERM:
+        it is ignored from the hand-over on, and when the handler exits the process (it requeued the job) one line
+        says so; SIGTERM then stays ignored while the process exits.
         """
         if self.received is None or self.received in (signal.SIGINT, signal.SIGTERM):
             return
         previous = self._previous.get(self.received)
-        if callable(previous):
+        if not callable(previous):
+            return
+        self._handing_over = True
+        try:
             previous(self.received, None)
+        except SystemExit:
+            self._requeued = True
+            print("requeued: this attempt exits here (the SIGTERM SLURM sends while requeuing is expected)", flush=True)
+            raise
+        finally:
+            self._handing_over = self._requeued
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is not threading.main_thread():
@@ -95,4 +113,6 @@ class StopSignals:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         for signum, previous in self._previous.items():
+            if signum == signal.SIGTERM and self._requeued:  # exiting: the requeue's SIGTERM may still be on its way
+                previous = signal.SIG_IGN
             signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
