@@ -33,6 +33,7 @@ class Command(NamedTuple):
     args: list[str]
     run: bool
     text: str
+    block: int
 
 
 def shell_blocks(text: str) -> list[tuple[bool, str]]:
@@ -58,13 +59,13 @@ def commands() -> list[Command]:
     for page in PAGES:
         if not page.exists() or page.parts[-2:-1] == ("api",):
             continue
-        for run, body in shell_blocks(page.read_text()):
+        for block, (run, body) in enumerate(shell_blocks(page.read_text())):
             body = re.sub(r"\\\n\s*", " ", body)
             for line in body.splitlines():
                 line = line.split(" #", 1)[0].strip()
                 m = SCRIPT.match(line)
                 if m and "<" not in line and "..." not in line:
-                    found.append(Command(str(page.relative_to(ROOT)), m.group(2), shlex.split(m.group(3)), run, line))
+                    found.append(Command(str(page.relative_to(ROOT)), m.group(2), shlex.split(m.group(3)), run, line, block))
     return found
 
 
@@ -113,15 +114,20 @@ def test_command_composes(command: Command) -> None:
         compose(config_name=command.script, overrides=overrides, return_hydra_config=True)
 
 
-QUICK = [c for c in COMMANDS if c.run]
+QUICK: dict[tuple[str, int], list[Command]] = {}
+for _c in COMMANDS:
+    if _c.run:
+        QUICK.setdefault((_c.page, _c.block), []).append(_c)
 
 
-@pytest.mark.parametrize("command", QUICK, ids=[f"{c.page}:{c.text[:60]}" for c in QUICK])
-def test_quick_command_runs(command: Command, tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", list(QUICK), ids=[f"{page}:block{i}" for page, i in QUICK])
+def test_quick_block_runs(block: tuple[str, int], tmp_path: Path) -> None:
+    """The commands of one marked block run in order, in one folder, as a reader would type them."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "0"}
-    script = str(ROOT / "scripts" / f"{command.script}.py")
-    done = subprocess.run([sys.executable, script, *command.args], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{command.text}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    for command in QUICK[block]:
+        script = str(ROOT / "scripts" / f"{command.script}.py")
+        done = subprocess.run([sys.executable, script, *command.args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command.text}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
 
 
 def _generator() -> Any:
