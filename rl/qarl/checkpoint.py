@@ -15,7 +15,6 @@ import glob
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +23,7 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from envs.common.io import atomic_write_text
+from envs.common.io import atomic_write_text, make_temp_dir
 from rl.qarl.modes import Teacher, protagonist_class, resolve_mode, teacher_from_state
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 
@@ -62,7 +61,7 @@ class CheckpointManager:
         """Write checkpoint ``iter_<iteration>`` (policies, ``state.json``, ``resume.pt``) and point ``latest`` at it."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"iter_{iteration:06d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.root))
+        tmp = make_temp_dir(self.root, prefix=f".{final.name}.")  # 0755 under umask 022, not mkdtemp's 0700
         try:
             for name, agent in agents.items():
                 agent.save(tmp / f"{name}.zip")
