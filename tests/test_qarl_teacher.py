@@ -81,7 +81,9 @@ def _official_step(nu_old, alphas, returns, rate=1000.0, nu_target=1.0, epsilon=
         jac=True,
         bounds=Bounds(1e-8, np.inf, keep_feasible=True),
         constraints=[
-            NonlinearConstraint(lambda x: kl_old(x)[0], -np.inf, epsilon, jac=lambda x: kl_old(x)[1][None], keep_feasible=True),
+            NonlinearConstraint(
+                lambda x: kl_old(x)[0], -np.inf, epsilon, jac=lambda x: kl_old(x)[1][None], keep_feasible=True
+            ),
             NonlinearConstraint(lambda x: perf(x)[0], threshold, np.inf, jac=lambda x: perf(x)[1][None], keep_feasible=True),
         ],
         options={"gtol": 1e-4, "xtol": 1e-6},

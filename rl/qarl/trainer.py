@@ -215,6 +215,7 @@ class QARLTrainer:
             buffer_size=int(sac.buffer_size),
             learning_starts=int(sac.learning_starts),
             actor_learning_starts=int(sac.actor_learning_starts),
+            warmup=str(sac.warmup),
             batch_size=int(sac.batch_size),
             tau=float(sac.tau),
             gamma=float(sac.gamma),
