@@ -456,3 +456,18 @@ def test_game_generator_is_not_a_clone_of_the_reset_noise_generator() -> None:
     noise = (game.data.qpos - game.task.init_qpos) / game.task._reset_noise_scale
     draws = game.np_random.uniform(-1.0, 1.0, size=noise.shape)
     assert not np.allclose(draws, noise)
+
+
+def test_halfcheetah_builds_without_the_settotalmass_warning(capfd, tmp_path, monkeypatch) -> None:
+    """Gymnasium's half_cheetah.xml uses a deprecated attribute; MuJoCo's warning is dropped, others still print."""
+    from envs.adversarial.env import quiet_settotalmass
+
+    monkeypatch.chdir(tmp_path)  # MuJoCo's default handler also appends the warning to ./MUJOCO_LOG.TXT
+    game = AdversarialMujocoEnv("HalfCheetah")
+    game.close()
+    with quiet_settotalmass():
+        mujoco.get_mju_user_warning()("another warning")
+    err = capfd.readouterr().err
+    assert "settotalmass" not in err and "WARNING: another warning" in err
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    assert mujoco.get_mju_user_warning() is None  # the default handler is back

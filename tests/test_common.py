@@ -238,3 +238,31 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_checkpoints_and_attackers_get_the_usual_permissions(tmp_path, monkeypatch):
+    """Checkpoint folders and attacker files are readable by the group like any file (mkdtemp/mkstemp: 0700/0600)."""
+    import os
+    import stat
+
+    import envs.common.io as io
+    from rl.qarl.checkpoint import CheckpointManager
+    from rl.robustness.best_response import _save_atomic
+
+    class Agent:
+        def save(self, path: Path) -> None:
+            Path(path).write_bytes(b"policy")
+
+    monkeypatch.setattr(io, "_UMASK", 0o022)
+    old = os.umask(0o022)
+    try:
+        folder = CheckpointManager(tmp_path / "checkpoints").save(3, {"protagonist": Agent()}, {"it": 3}, {"x": 1})
+        _save_atomic(Agent(), tmp_path / "adversary_60.zip")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == dict.fromkeys(
+        ["protagonist.zip", "state.json", "resume.pt"], 0o644
+    )
+    assert stat.S_IMODE((tmp_path / "checkpoints" / "latest").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "adversary_60.zip").stat().st_mode) == 0o644

@@ -15,7 +15,7 @@ from envs.common.runs import prepare_run_dir
 from rl.qarl import NotARunError, TrainingInterrupted, train
 from rl.qarl.checkpoint import load_resume_state
 from rl.qarl.config import register_configs
-from rl.qarl.setup import command_line_changes, merge_resume_config
+from rl.qarl.setup import explicit_keys, merge_resume_config
 from rl.qarl.trainer import PhaseCallback, QARLTrainer
 from tests.qarl_helpers import CONFIGS, assert_same_state, tiny_cfg
 
@@ -94,13 +94,15 @@ def test_resume_without_the_group_choices_uses_the_saved_config(tmp_path):
     register_configs()
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
         saved = compose("train_qarl", overrides=["budget=demo", "sac.net_arch=[16]"])
-        given = compose("train_qarl", overrides=[f"resume={tmp_path}", "budget.iterations=300", "progress=false"])
-        merged = merge_resume_config(saved, given, command_line_changes("train_qarl", given))
+        overrides = [f"resume={tmp_path}", "budget.iterations=300", "progress=false"]
+        given = compose("train_qarl", overrides=overrides)
+        merged = merge_resume_config(saved, given, explicit_keys("train_qarl", overrides, given))
         assert merged.budget.max_env_steps == 15000 and list(merged.sac.net_arch) == [16]
         assert merged.budget.iterations == 300 and merged.progress is False
-        refused = compose("train_qarl", overrides=[f"resume={tmp_path}", "budget=paper", "sac.learning_starts=5"])
+        overrides = [f"resume={tmp_path}", "budget=paper", "sac.learning_starts=5"]
+        refused = compose("train_qarl", overrides=overrides)
         with pytest.raises(ValueError, match=r"sac\.learning_starts: the run has 1000, the command line gives 5"):
-            merge_resume_config(saved, refused, command_line_changes("train_qarl", refused))
+            merge_resume_config(saved, refused, explicit_keys("train_qarl", overrides, refused))
 
 
 def test_budget_counts_protagonist_steps_and_logs_against_them(tmp_path):

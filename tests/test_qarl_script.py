@@ -55,6 +55,11 @@ def test_script_end_to_end_writes_tensorboard(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "iter_000004").exists() and not (tmp_path / "new").exists()
     assert "# resumed:" in (tmp_path / "command.txt").read_text()
+    # the same budget again: nothing to do, nothing written (done.json, TensorBoard, command.txt, Hydra's log)
+    files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    out = run(f"resume={tmp_path}", "budget.iterations=4", f"hydra.run.dir={tmp_path / 'new'}")
+    assert out.returncode == 0 and "is complete: 4 iterations" in out.stdout, out.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == files
 
 
 def test_bad_input_messages(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -14,6 +16,34 @@ from envs.adversarial.specs import AXES, TORQUE_AXES, AdversarialEnvSpec, get_en
 from envs.common.registry import unknown_choice_error
 
 Scale = float | Mapping[str, float]
+
+
+@contextmanager
+def quiet_settotalmass() -> Iterator[None]:
+    """Drop MuJoCo's deprecation warning of the ``settotalmass`` compiler attribute while a model compiles.
+
+    Gymnasium's ``half_cheetah.xml`` (not ours) sets it, and MuJoCo prints the warning to stderr (and appends it to
+    ``MUJOCO_LOG.TXT`` in the working folder) for every HalfCheetah built: five per ``train_qarl`` launch, burying
+    real messages. Any other MuJoCo warning still reaches stderr.
+    """
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(message: str) -> None:
+        if "settotalmass" in message:
+            return
+        if previous is not None:
+            previous(message)
+        else:
+            sys.stderr.write(f"WARNING: {message}\n")
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
 
 PERTURBATION_KEYS = ("mass_scale", "friction_scale", "mass_bodies", "friction_bodies", "mass", "friction")
 
@@ -114,7 +144,8 @@ class AdversarialMujocoEnv(gym.Env[np.ndarray, dict[str, np.ndarray]]):
         if self.spec_defaults.family == "dm_control":
             self.task = DMControlTask(self.spec_defaults.name, render_mode=render_mode, **task_kwargs)
         else:
-            task = gym.make(self.spec_defaults.gym_id, render_mode=render_mode, disable_env_checker=True, **task_kwargs)
+            with quiet_settotalmass():
+                task = gym.make(self.spec_defaults.gym_id, render_mode=render_mode, disable_env_checker=True, **task_kwargs)
             self.task = task.unwrapped
         self.render_mode = render_mode
         self.metadata = {**self.task.metadata}

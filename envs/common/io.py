@@ -29,6 +29,22 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
 
 
+def usual_mode(directory: bool = False) -> int:
+    """The permission bits a plain ``open``/``mkdir`` gives under this process's umask (0644/0755 under 022)."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new uniquely named folder in ``parent``, with the usual permissions.
+
+    :func:`tempfile.mkdtemp` creates it with mode 0700 whatever the umask, so a folder renamed into place from it
+    would stay unreadable for the group (on a shared cluster file system, for instance).
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, usual_mode(directory=True))
+    return path
+
+
 def atomic_save(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` and then atomically move ``tmp_path`` to ``path``.
 
@@ -45,7 +61,7 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> P
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+        os.chmod(tmp, usual_mode())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

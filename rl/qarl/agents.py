@@ -45,6 +45,7 @@ def agent_spec(cfg: Any, mode: Mode, player: str) -> tuple[type[QARLSAC], dict[s
         "buffer_size": int(sac.buffer_size),
         "learning_starts": int(sac.learning_starts),
         "actor_learning_starts": int(sac.actor_learning_starts),
+        "warmup": str(sac.get("warmup", "random")),  # runs saved before the option existed acted at random
         "batch_size": int(sac.batch_size),
         "tau": float(sac.tau),
         "gamma": float(sac.gamma),

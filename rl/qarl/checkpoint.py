@@ -19,7 +19,6 @@ import glob
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,7 +27,7 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from envs.common.io import atomic_write_text, load_state_file, torch_save_weights_only
+from envs.common.io import atomic_write_text, load_state_file, make_temp_dir, torch_save_weights_only
 from rl.qarl.agents import agent_spec, load_weights, player_view
 from rl.qarl.modes import Teacher, protagonist_class, resolve_mode, teacher_from_state
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
@@ -67,7 +66,7 @@ class CheckpointManager:
         """Write checkpoint ``iter_<iteration>`` (policies, ``state.json``, ``resume.pt``) and point ``latest`` at it."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"iter_{iteration:06d}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.root))
+        tmp = make_temp_dir(self.root, prefix=f".{final.name}.")  # 0755 under umask 022, not mkdtemp's 0700
         try:
             for name, agent in agents.items():
                 agent.save(tmp / f"{name}.zip")

@@ -113,7 +113,12 @@ class AlgoConfig:
 
 @dataclass
 class SACConfig:
-    """Hyperparameters of both SAC agents (specs/qarl.md §5)."""
+    """Hyperparameters of both SAC agents (specs/qarl.md §5).
+
+    ``warmup``: how each agent acts during its first ``learning_starts`` steps: ``policy`` (its own, untrained,
+    stochastic policy; the official code, and the default) or ``random`` (SB3's uniformly random actions; the demo
+    budgets keep it, as their measured runs did).
+    """
 
     net_arch: list[int] = field(default_factory=lambda: [256, 256, 256])
     batch_size: int = 256
@@ -127,6 +132,7 @@ class SACConfig:
     gradient_steps: int = 1
     learning_starts: int = 3000
     actor_learning_starts: int = 5000
+    warmup: str = "policy"
     protagonist_ent_coef_init: float = 0.005
     adversary_ent_coef_init: float = 0.005
 
@@ -211,6 +217,7 @@ class TrainQARLConfig(RunConfig):
 
 
 KEEP_FULL = ("latest", "all")
+WARMUP = ("policy", "random")  # as rl.qarl.sac.WARMUP (this schema module does not import the agents)
 
 # Keys a resume may change: they extend the budget or affect only speed, logging or checkpoint cadence
 # (evaluation draws from its own seeded generators, so it never moves the training stream).
@@ -322,6 +329,8 @@ def validate_train_config(cfg: Any) -> None:
 
     The curriculum's fields are checked only for algorithms that use a temperature (``sac`` and ``rarl`` never
     read them). ``budget.horizon`` is the one episode horizon: a different ``env.max_episode_steps`` is refused.
+    Fields that must agree: ``sac.buffer_size >= sac.batch_size``, and ``curriculum.nu_target <= nu_init`` for a
+    teacher that moves nu (the curriculum only cools).
 
     Raises:
         ValueError: naming the key, its value and the valid range.
@@ -335,11 +344,24 @@ def validate_train_config(cfg: Any) -> None:
     arch = list(cfg.sac.net_arch)
     if not arch or not all(_COUNT.holds(width) for width in arch):
         raise ValueError(f"sac.net_arch={arch!r} is out of range: it must be a non-empty list of integers >= 1")
+    if cfg.sac.warmup not in WARMUP:
+        raise ValueError(f"sac.warmup={cfg.sac.warmup!r} is not one of {list(WARMUP)}")
     if cfg.budget.keep_full not in KEEP_FULL:
         raise ValueError(f"budget.keep_full={cfg.budget.keep_full!r} is not one of {list(KEEP_FULL)}")
+    if int(cfg.sac.buffer_size) < int(cfg.sac.batch_size):
+        raise ValueError(
+            f"sac.buffer_size={cfg.sac.buffer_size} is smaller than sac.batch_size={cfg.sac.batch_size}: each batch is "
+            "drawn from the replay buffer; raise sac.buffer_size or lower sac.batch_size"
+        )
     mode = resolve_mode(cfg.algo)
     if mode.context != "none" or mode.teacher:
         _check_ranges(cfg.curriculum, CURRICULUM_RANGES, "curriculum.")
+    nu_init, nu_target = cfg.curriculum.nu_init, cfg.curriculum.nu_target
+    if mode.teacher and cfg.algo.temperature != "point" and float(nu_target) > float(nu_init):
+        raise ValueError(
+            f"curriculum.nu_target={nu_target} is above curriculum.nu_init={nu_init}: the curriculum moves from hot "
+            "to cold temperatures and never back (nu only decreases); set curriculum.nu_target <= curriculum.nu_init"
+        )
     horizon, env_steps = cfg.budget.horizon, cfg.env.max_episode_steps
     if env_steps is not None and int(env_steps) != int(horizon):
         raise ValueError(

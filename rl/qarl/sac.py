@@ -15,6 +15,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.utils import polyak_update
 
+# How an agent acts before ``learning_starts``: SB3's uniformly random actions, or its own policy (official QARL).
+WARMUP = ("random", "policy")
+
 
 class LossNotFiniteError(FloatingPointError):
     """A SAC loss became NaN or infinite; training must stop (the last checkpoint is kept)."""
@@ -32,16 +35,21 @@ class QARLSAC(SAC):
       a non-finite loss raises :class:`LossNotFiniteError`;
     - ``log_prefix`` renames the ``train/`` section of the logged keys (``adversary/actor_loss``);
     - ``action_limit`` (a callable giving a bound in ``(0, 1]`` of the normalised action, or ``None``) clips the
-      actions before they are played *and* stored: the force curriculum's adversary stores the force it applied.
+      actions before they are played *and* stored: the force curriculum's adversary stores the force it applied;
+    - ``warmup``: how the agent acts before ``learning_starts`` steps: ``random`` (SB3: uniformly random actions)
+      or ``policy`` (its own, still untrained, stochastic policy from the first step, as the official MushroomRL
+      agents do: they only wait for the buffer before updating).
 
     Args:
         actor_lr, critic_lr, ent_coef_lr: learning rates; ``None`` keeps SB3's single ``learning_rate``.
         actor_learning_starts: buffer size after which the actor and temperature update.
         log_prefix: logger section of the training statistics.
+        warmup: one of :data:`WARMUP`.
         *args, **kwargs: as :class:`~stable_baselines3.SAC`.
     """
 
     per_sample_temperature = False
+    warmup = "random"  # what a model saved before the option existed did
 
     def __init__(
         self,
@@ -51,8 +59,12 @@ class QARLSAC(SAC):
         ent_coef_lr: float | None = None,
         actor_learning_starts: int = 0,
         log_prefix: str = "train",
+        warmup: str = "random",
         **kwargs: Any,
     ) -> None:
+        if warmup not in WARMUP:
+            raise ValueError(f"warmup={warmup!r} is not one of {list(WARMUP)}")
+        self.warmup = warmup
         self.actor_lr, self.critic_lr, self.ent_coef_lr = actor_lr, critic_lr, ent_coef_lr
         self.actor_learning_starts = int(actor_learning_starts)
         self.log_prefix = log_prefix
@@ -62,6 +74,8 @@ class QARLSAC(SAC):
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
+        if self.warmup == "policy":
+            learning_starts = 0  # no uniformly random actions: the policy acts from the first step
         action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
         if self.action_limit is not None:  # only for a [-1, 1] action space, where both are the same
             limit = float(self.action_limit())

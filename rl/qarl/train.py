@@ -14,10 +14,8 @@ from envs.common.runs import RunDir, command_line
 from rl.qarl.checkpoint import NotARunError
 from rl.qarl.interrupts import StopRequested, StopSignals, TrainingInterrupted
 from rl.qarl.sac import LossNotFiniteError
-from rl.qarl.setup import Setup, current_command_line_changes, discard_hydra_output_dir, prepare
+from rl.qarl.setup import DONE_FILE, Setup, current_explicit_keys, discard_hydra_output_dir, last_eval, prepare
 from rl.qarl.trainer import QARLTrainer
-
-DONE_FILE = "done.json"
 
 
 class TrainingError(RuntimeError):
@@ -57,7 +55,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train QARL (or a baseline, ``cfg.algo``) and return the last evaluation's returns.
 
     Every check runs before anything is written (:func:`rl.qarl.setup.prepare`). Writes TensorBoard logs and
-    checkpoints into the run directory, and ``done.json`` when the budget is complete.
+    checkpoints into the run directory, and ``done.json`` when the budget is complete. A resume of a run that has
+    completed the budget writes nothing and returns the run's last evaluation.
 
     Raises:
         TrainingInterrupted: SIGINT/SIGTERM (or submitit's preemption signal) arrived; the state of the last
@@ -65,10 +64,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         TrainingError: a non-finite loss; the last good checkpoint is kept.
     """
     try:
-        setup = prepare(cfg, changed=current_command_line_changes(cfg) if cfg.resume else None)
+        setup = prepare(cfg, changed=current_explicit_keys(cfg) if cfg.resume else None)
     except (ValueError, NotARunError):
         discard_hydra_output_dir()  # a multirun job's folder, made by the launcher before these checks
         raise
+    if setup.complete is not None:  # a resume at a budget the run has completed: write nothing
+        print(setup.complete)
+        return last_eval(setup)
     cfg = setup.cfg
     seed_everything(int(cfg.seed))
     if cfg.torch_threads:

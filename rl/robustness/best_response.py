@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.episodes import context_value
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.views import AdversaryView
+from envs.common.io import atomic_save
 
 
 @dataclass(frozen=True)
@@ -162,14 +161,7 @@ def attacker_view(game: AdversarialMujocoEnv, protagonist: SupportsPredict, cont
 
 
 def _save_atomic(model: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(path, model.save)  # the usual file permissions (mkstemp's own are 0600)
 
 
 def train_attacker(
