@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rl.qarl import NotARunError, TrainingError, TrainingInterrupted, train
+from rl.qarl.checkpoint import CheckpointWriteError
 from rl.qarl.config import register_configs
 
 register_configs()
@@ -21,7 +22,7 @@ def main(cfg: DictConfig) -> float:
         result = train(cfg)
     except TrainingInterrupted as e:
         sys.exit(e.exit_code)
-    except (TrainingError, NotARunError, ValueError) as e:
+    except (TrainingError, CheckpointWriteError, NotARunError, ValueError) as e:
         sys.exit(f"error: {e}")
     return result.get("eval/return_vs_adversary", result.get("eval/return_nominal", float("nan")))
 

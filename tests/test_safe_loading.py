@@ -1,6 +1,7 @@
 """Loading a run folder never runs code from it (issue 26): weights-only state files and the weights-only policies."""
 
 import base64
+import hashlib
 import json
 import pickle
 import random
@@ -23,7 +24,7 @@ from envs.common.io import (
     to_weights_only,
 )
 from rl.qarl import load_policies, train
-from rl.qarl.checkpoint import RESUME_FILE, load_resume_state
+from rl.qarl.checkpoint import RESUME_FILE, DamagedCheckpointError, load_resume_state
 from rl.robustness.config import register_configs
 from rl.robustness.evaluate import evaluate, evaluate_run
 from tests.qarl_helpers import CONFIGS, assert_same_state, tiny_cfg
@@ -74,10 +75,17 @@ def test_crafted_resume_pt_is_refused_and_runs_nothing(qarl_run, tmp_path):
     with pytest.raises(UnsafeStateFileError, match=rf"resume\.pt.*not a weights-only state file.*{CONVERT}"):
         load_resume_state(checkpoint)
     assert not marker.exists()
-    # the same through a resume of a real run whose resume.pt was replaced
+    # the same through a resume of a real run whose resume.pt was replaced: refused as damaged (its state.json
+    # records another size and SHA-256), and, with state.json rewritten to match it, as not weights-only
     run = tmp_path / "run"
     shutil.copytree(qarl_run, run)
-    crafted_torch_file(latest(run) / RESUME_FILE, marker)
+    crafted = crafted_torch_file(latest(run) / RESUME_FILE, marker)
+    with pytest.raises(DamagedCheckpointError, match=r"resume\.pt"):
+        train(tiny_cfg(tmp_path / "elsewhere", f"resume={run}", "budget.iterations=2"))
+    summary = json.loads((latest(run) / "state.json").read_text())
+    data = crafted.read_bytes()
+    summary["resume_file"] |= {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (latest(run) / "state.json").write_text(json.dumps(summary))
     with pytest.raises(UnsafeStateFileError, match=r"resume\.pt"):
         train(tiny_cfg(tmp_path / "elsewhere", f"resume={run}", "budget.iterations=2"))
     assert not marker.exists()

@@ -3,10 +3,13 @@
 Everything is written to a temporary file in the destination folder, flushed, then renamed over
 the destination with ``os.replace`` (atomic on POSIX and Windows within one file system).
 State files are written and read weights-only (:func:`load_state_file`): reading one never runs code from it.
+:func:`save_state_file_verified` also returns the file's size and SHA-256 (for a checksum record beside it) after
+reading it back from the disk.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shlex
@@ -138,6 +141,86 @@ def from_weights_only(obj: Any) -> Any:
 def torch_save_weights_only(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` of :func:`to_weights_only` of ``obj`` (not atomic: see :func:`atomic_torch_save`)."""
     torch.save(to_weights_only(obj), path)
+
+
+class FileVerifyError(OSError):
+    """A file read back after writing differs from the bytes that were written."""
+
+
+CHUNK = 1 << 20  # bytes read at a time when hashing a file
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data (or a folder's list of entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike[str], from_disk: bool = False) -> tuple[int, str]:
+    """``(size in bytes, SHA-256 hex digest)`` of a file, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+        from_disk: first drop the file's pages from the OS cache (``posix_fadvise``; only pages already on the disk
+            are dropped, so call it after an fsync), so that the bytes are read from the disk, not from memory.
+    """
+    digest, size = hashlib.sha256(), 0
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        if from_disk and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return size, digest.hexdigest()
+
+
+class _HashingWriter:
+    """A binary file that hashes and counts the bytes written through it."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.digest, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        n: int = self.fh.write(data)
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def save_state_file_verified(obj: Any, path: str | os.PathLike[str]) -> tuple[int, str]:
+    """Write a state file as :func:`torch_save_weights_only` does, fsync it, read it back and compare.
+
+    The SHA-256 of the bytes handed to the file is computed while they are written; after the fsync the file is read
+    back from the disk (:func:`file_sha256` with ``from_disk``) and must give the same size and digest. Not atomic:
+    write into a temporary folder or name (as :class:`rl.qarl.checkpoint.CheckpointManager` does).
+
+    Returns:
+        ``(size in bytes, SHA-256 hex digest)`` of the file: record them to check the file before reading it.
+
+    Raises:
+        FileVerifyError: the file read back differs from what was written.
+    """
+    state = to_weights_only(obj)
+    with open(path, "wb") as fh:
+        writer = _HashingWriter(fh)
+        torch.save(state, writer)  # type: ignore[arg-type]
+    fsync_path(path)
+    written = (writer.size, writer.digest.hexdigest())
+    read = file_sha256(path, from_disk=True)
+    if read != written:
+        raise FileVerifyError(
+            f"{str(path)!r} read back after writing is {read[0]} bytes with SHA-256 {read[1][:16]}..., not the "
+            f"{written[0]} bytes with SHA-256 {written[1][:16]}... that were written"
+        )
+    return written
 
 
 def load_state_file(

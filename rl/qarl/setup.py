@@ -30,7 +30,7 @@ from envs.adversarial.demo import make_game
 from envs.adversarial.specs import get_env_spec
 from envs.common.device import resolve_device
 from envs.common.runs import hydra_output_dir
-from rl.qarl.checkpoint import RESUME_FILE, CheckpointManager, NotARunError, find_run
+from rl.qarl.checkpoint import RESUME_FILE, CheckpointManager, NotARunError, find_checkpoint, verify_checkpoint
 from rl.qarl.config import RESUME_SAFE_KEYS, TrainQARLConfig, validate_train_config
 from rl.qarl.modes import rescale, resolve_mode
 
@@ -222,7 +222,8 @@ def prepare(cfg: DictConfig, changed: set[str] | None = None, root: Path | None 
 
     Raises:
         ValueError: a field is out of range or a resume would change a fixed key.
-        NotARunError: ``resume`` does not name a resumable run.
+        NotARunError: ``resume`` does not name a resumable run (or one of its checkpoints).
+        rl.qarl.checkpoint.DamagedCheckpointError: the checkpoint's ``resume.pt`` is damaged.
     """
     out = root if root is not None else _output_root(cfg)
     resume = cfg.resume
@@ -238,12 +239,13 @@ def prepare(cfg: DictConfig, changed: set[str] | None = None, root: Path | None 
             return Setup(cfg, out, None)
         run_root, saved = out, OmegaConf.load(out / "config.yaml")
     else:
-        run_root, saved, checkpoint = find_run(str(resume))
+        run_root, saved, checkpoint = find_checkpoint(str(resume))  # a run folder, or one of its checkpoints
         if not (checkpoint / RESUME_FILE).exists():
             raise NotARunError(
                 f"{str(run_root)!r}'s latest checkpoint {checkpoint.name} has no {RESUME_FILE}: it was written by a "
                 "version without exact resume and cannot be continued"
             )
+    verify_checkpoint(checkpoint)  # resume.pt's size and SHA-256 against state.json: a damaged file writes nothing
     assert isinstance(saved, DictConfig)
     merged = merge_resume_config(saved, cfg, changed)
     with open_dict(merged):

@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     run = _open_run(setup)
     trainer = QARLTrainer(cfg, run, device)
     if setup.checkpoint is not None:
-        trainer.load(setup.checkpoint)
+        trainer.load(setup.checkpoint, verify=False)  # prepare verified it before anything was written
         _mark_resumed(run, cfg)
         print(f"resumed {run.root} from {setup.checkpoint.name} (iteration {trainer.state.iteration})")
     else:

@@ -418,9 +418,9 @@ class QARLTrainer:
         }
         return self.checkpoints.save(self.state.iteration, self.agents(), summary, resume_state)
 
-    def load(self, checkpoint: Path) -> None:
-        """Restore the full state of a checkpoint folder (see :meth:`state_dict`)."""
-        self.load_state_dict(load_resume_state(checkpoint, self.device))
+    def load(self, checkpoint: Path, verify: bool = True) -> None:
+        """Restore the full state of a checkpoint folder (see :meth:`state_dict`); ``verify``: check its SHA-256 first."""
+        self.load_state_dict(load_resume_state(checkpoint, self.device, verify=verify))
 
     def algo_state_dict(self) -> dict[str, Any]:
         """Method-specific schedules for the checkpoint (``extra["algo"]``): CAT's budget curriculum.
