@@ -198,9 +198,30 @@ def api_page(title: str, packages: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+ASSETS = (".png", ".md", ".csv", ".json", ".sh")
+
+
+def copy_benchmark_files(docs: Path) -> int:
+    """Copy the figures, reports and raw numbers kept in ``benchmarks/`` to ``<docs>/results/files/`` for the site.
+
+    The results pages link to them there; ``benchmarks/`` stays their one committed home.
+    """
+    import shutil
+
+    source, n = ROOT / "benchmarks", 0
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and path.suffix in ASSETS and path != source / "README.md":
+            target = docs / "results" / "files" / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            n += 1
+    return n
+
+
 def main() -> None:
     """Write the configuration reference and the API pages below ``sys.argv[1]`` (default ``docs/``)."""
     docs = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS
+    print(f"copied {copy_benchmark_files(docs)} files from benchmarks/ to {docs / 'results' / 'files'}")
     pages = {docs / "reference" / "configuration.md": render()}
     pages |= {docs / "api" / name: api_page(title, packages) for name, (title, packages) in API_PAGES.items()}
     for path, text in pages.items():
