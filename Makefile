@@ -58,7 +58,8 @@ lock:
 	$(LOCK_VENV)/bin/python scripts/deps.py lock --python $(LOCK_VENV)/bin/python --out requirements/lock.txt
 	rm -rf $(LOCK_VENV)
 
-# Every declared lower bound is true: install the floors (torch: TORCH_SPEC) in a fresh venv, run the quick suite.
+# Every declared lower bound is true: install the floors (torch: TORCH_SPEC) in a fresh venv, lint, run the quick
+# suite. mypy is not run: its verdict depends on the libraries' type hints, and `make type` is defined on the lock.
 test-min:
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
@@ -68,6 +69,8 @@ test-min:
 	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt "$(TORCH_SPEC)"
 	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floors.txt -e ".[test]"
 	$(MIN_VENV)/bin/python -m pip freeze --exclude-editable > $(MIN_VENV)/installed.txt
+	$(MIN_VENV)/bin/ruff check $(SRC)
+	$(MIN_VENV)/bin/ruff format --check $(SRC)
 	PYTHONHASHSEED=0 $(MIN_VENV)/bin/python -m pytest -m "not slow" -q -p no:cacheprovider
 
 clean:
