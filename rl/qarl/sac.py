@@ -13,7 +13,7 @@ import torch as th
 import torch.nn.functional as F
 from stable_baselines3 import SAC
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import polyak_update, update_learning_rate
 
 # How an agent acts before ``learning_starts``: SB3's uniformly random actions, or its own policy (official QARL).
 WARMUP = ("random", "policy")
@@ -28,7 +28,8 @@ class QARLSAC(SAC):
 
     Differences from SB3's :class:`~stable_baselines3.SAC`:
 
-    - separate learning rates for actor, critics and temperature (1e-4 / 3e-4 / 3e-4 in the paper); SB3 uses one;
+    - separate learning rates for actor, critics and temperature (1e-4 / 3e-4 / 3e-4 in the paper); SB3 uses one
+      (a network's own rate is constant; SB3's ``learning_rate`` schedule drives the networks without one);
     - ``actor_learning_starts``: the actor (and the temperature) only update once the buffer holds more samples
       (critics start at ``learning_starts``, as in SB3);
     - losses and temperatures are averaged over all gradient steps until the logger dumps (``record_mean``), and
@@ -90,14 +91,27 @@ class QARLSAC(SAC):
         super()._setup_model()
         self._set_learning_rates()
 
-    def _set_learning_rates(self) -> None:
+    def _optimizer_rates(self) -> list[tuple[th.optim.Optimizer, float | None]]:
+        """Each optimiser with its own learning rate (``None``: SB3's ``learning_rate`` schedule)."""
         pairs = [(self.actor.optimizer, self.actor_lr), (self.critic.optimizer, self.critic_lr)]
         if self.ent_coef_optimizer is not None:
             pairs.append((self.ent_coef_optimizer, self.ent_coef_lr))
-        for optimizer, lr in pairs:
+        return pairs
+
+    def _set_learning_rates(self) -> None:
+        for optimizer, lr in self._optimizer_rates():
             if lr is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+
+    def _follow_schedule(self) -> None:
+        """Set SB3's scheduled learning rate on the optimisers without their own rate (as ``SAC.train`` does)."""
+        scheduled = [optimizer for optimizer, lr in self._optimizer_rates() if lr is None]
+        if scheduled:
+            lr = self.lr_schedule(self._current_progress_remaining)
+            self.logger.record(f"{self.log_prefix}/learning_rate", lr)
+            for optimizer in scheduled:
+                update_learning_rate(optimizer, lr)
 
     def _entropy_coefficient(self, observations: th.Tensor, log_prob: th.Tensor, update_actor: bool) -> th.Tensor:
         """The entropy coefficient for this batch, (1,) or (B, 1); updates the learned one if due."""
@@ -138,6 +152,7 @@ class QARLSAC(SAC):
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC update with the changes listed in the class docstring."""
         self.policy.set_training_mode(True)
+        self._follow_schedule()
         assert self.replay_buffer is not None
         update_actor = self.replay_buffer.size() > self.actor_learning_starts
         for gradient_step in range(gradient_steps):
