@@ -3,7 +3,7 @@
 A command is a line (with ``\\`` continuations) of a fenced code block that starts with ``python scripts/<name>.py``.
 Every such command is composed in-process with Hydra's compose API, each sweep (``a,b``) expanded to its first
 value, so a renamed key, a missing group choice or a typo in a guide fails here. Commands with placeholders
-(``<...>``) are skipped. A block preceded by ``<!-- test: run -->`` is also run as written, from a temporary
+(``<...>``) or shell variables (``$env``) are skipped. A block preceded by ``<!-- test: run -->`` is also run as written, from a temporary
 folder (its runs land there), and must exit 0.
 """
 
@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SHELL = ("", "bash", "sh", "shell", "console")
-SCRIPT = re.compile(r"^python (scripts/(\w+)\.py)(.*)$")
+SCRIPT = re.compile(r"^(?:\.venv/bin/)?python (scripts/(\w+)\.py)(.*)$")
 
 
 class Command(NamedTuple):
@@ -64,7 +64,7 @@ def commands() -> list[Command]:
             for line in body.splitlines():
                 line = line.split(" #", 1)[0].strip()
                 m = SCRIPT.match(line)
-                if m and "<" not in line and "..." not in line:
+                if m and "<" not in line and "..." not in line and not re.search(r"\$[A-Za-z_(]", line):
                     found.append(Command(str(page.relative_to(ROOT)), m.group(2), shlex.split(m.group(3)), run, line, block))
     return found
 
