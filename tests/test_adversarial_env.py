@@ -463,11 +463,36 @@ def test_halfcheetah_builds_without_the_settotalmass_warning(capfd, tmp_path, mo
     from envs.adversarial.env import quiet_settotalmass
 
     monkeypatch.chdir(tmp_path)  # MuJoCo's default handler also appends the warning to ./MUJOCO_LOG.TXT
-    game = AdversarialMujocoEnv("HalfCheetah")
-    game.close()
-    with quiet_settotalmass():
-        mujoco.get_mju_user_warning()("another warning")
-    err = capfd.readouterr().err
-    assert "settotalmass" not in err and "WARNING: another warning" in err
-    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
-    assert mujoco.get_mju_user_warning() is None  # the default handler is back
+    installed = mujoco.get_mju_user_warning()  # dm_control, once imported in this process, installs its own
+    mujoco.set_mju_user_warning(None)
+    try:
+        game = AdversarialMujocoEnv("HalfCheetah")
+        game.close()
+        with quiet_settotalmass():
+            mujoco.get_mju_user_warning()("another warning")
+        err = capfd.readouterr().err
+        assert "settotalmass" not in err and "WARNING: another warning" in err
+        assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+        assert mujoco.get_mju_user_warning() is None  # the default handler is back
+    finally:
+        mujoco.set_mju_user_warning(installed)
+
+
+def test_quiet_settotalmass_forwards_to_a_c_callback(capfd) -> None:
+    """A handler installed as a C callback (dm_control's) gets other warnings as bytes, not a ctypes error."""
+    import ctypes
+
+    from envs.adversarial.env import quiet_settotalmass
+
+    seen: list[bytes] = []
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(seen.append)
+    installed = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(callback)
+    try:
+        with quiet_settotalmass():
+            handler = mujoco.get_mju_user_warning()
+            handler("another warning")
+            handler("settotalmass is deprecated")
+    finally:
+        mujoco.set_mju_user_warning(installed)
+    assert seen == [b"another warning"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,7 +35,10 @@ def quiet_settotalmass() -> Iterator[None]:
         if "settotalmass" in message:
             return
         if previous is not None:
-            previous(message)
+            try:
+                previous(message)
+            except (TypeError, ctypes.ArgumentError):  # a C callback (dm_control installs one) takes bytes
+                previous(message.encode())
         else:
             sys.stderr.write(f"WARNING: {message}\n")
 
