@@ -3,8 +3,8 @@
 A command is a line (with ``\\`` continuations) of a fenced code block that starts with ``python scripts/<name>.py``.
 Every such command is composed in-process with Hydra's compose API, each sweep (``a,b``) expanded to its first
 value, so a renamed key, a missing group choice or a typo in a guide fails here. Commands with placeholders
-(``<...>``) or shell variables (``$env``) are skipped. A block preceded by ``<!-- test: run -->`` is also run as written, from a temporary
-folder (its runs land there), and must exit 0.
+(``<...>``) or shell variables (``$env``) are skipped. A block preceded by ``<!-- test: run -->`` is also run as
+written, in order, from a temporary folder (its runs land there), and each command must exit 0.
 """
 
 from __future__ import annotations
