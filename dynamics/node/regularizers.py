@@ -78,6 +78,9 @@ class RegSpec:
         stiff_weight: weight of the stiffness term in ``error_stiff``.
         steer_b: STEER half-width, in units of the smallest grid spacing (0 < b <= 0.5).
         taylor_order: TayNODE's derivative order K (1 <= K <= 4).
+        local_k1_grad: local variants: ``False`` (LocalRegNeuralDE.jl) takes the extra step's first stage
+            ``k1 = f(t*, y*)`` as a constant, so the gradient is not that of the penalty; ``True`` puts ``k1`` on the
+            graph, giving the penalty's exact gradient at fixed step size.
     """
 
     name: str
@@ -88,11 +91,16 @@ class RegSpec:
     stiff_weight: float = 0.1
     steer_b: float = 0.5
     taylor_order: int = 3
+    local_k1_grad: bool = False
 
     def __post_init__(self) -> None:
         check_regularizer(self.name, self.agg, self.local_mode)
         if not 0 < self.steer_b <= 0.5:
             raise ValueError(f"steer_b must lie in (0, 0.5] (keeps the jittered grid increasing), got {self.steer_b}")
+        if self.local_k1_grad and self.name not in LOCAL_REGULARIZERS:
+            raise ValueError(
+                f"local_k1_grad applies to the local regularizers {list(LOCAL_REGULARIZERS)} only, got reg={self.name!r}"
+            )
         if not 1 <= self.taylor_order <= 4:
             raise ValueError(f"taylor_order must be 1..4 (cost grows as 2^K), got {self.taylor_order}")
 
