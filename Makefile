@@ -4,10 +4,10 @@ VENV ?= .venv
 # A bare `torch` from the registry is a multi-GB CUDA build; override e.g. TORCH_SPEC="torch==2.14.1".
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
-SRC := rl envs dynamics scripts tests benchmarks
+SRC := rl envs dynamics scripts tests benchmarks docs
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow lint type format clean demo-env
+.PHONY: install run test test-slow lint type format clean demo-env docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,5 +41,12 @@ test: lint type
 test-slow: install
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m slow -q
 
+# the documentation site: generated reference pages, then a strict build (a broken link or reference fails)
+docs: install
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "site built in site/ (open site/index.html, or serve with: $(BIN)/mkdocs serve)"
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf site $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir
 from dynamics.dsr.config import register_configs
 from dynamics.dsr.evaluate import evaluate_model, summarize
 from dynamics.dsr.train import load_run, train
-from rl.common.io import atomic_write_text
+from envs.common.io import atomic_write_text
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 COMMON = ["model=clipped_shplrnn", "model.observation=affine", "batch_size=16", "batches_per_epoch=50", "lr=1e-3"]

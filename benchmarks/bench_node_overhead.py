@@ -28,7 +28,7 @@ from dynamics.node.models import ODEClassifier
 from dynamics.node.regularizers import RegSpec
 from dynamics.node.solve import SolverSettings
 from dynamics.node.solvers import StepRecorder
-from dynamics.node.tasks import sync
+from dynamics.node.timing import sync
 
 
 class _MallInfo2(ctypes.Structure):

@@ -18,7 +18,7 @@ import numpy as np
 import torch as th
 from hydra import compose, initialize_config_dir
 
-from rl.common.runs import prepare_run_dir
+from envs.common.runs import prepare_run_dir
 from rl.qarl.config import register_configs
 from rl.qarl.trainer import QARLTrainer
 

@@ -29,7 +29,7 @@ from stable_baselines3 import SAC
 
 from envs.adversarial.dmc import DMControlGymEnv
 from envs.adversarial.specs import get_env_spec
-from rl.common.runs import RunDir
+from envs.common.runs import RunDir
 from rl.qarl.config import register_configs
 from rl.qarl.trainer import QARLTrainer
 

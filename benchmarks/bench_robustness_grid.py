@@ -2,8 +2,8 @@
 
 The bound is ``(cells x episodes x steps) / (plain env steps per second x cores)``: the grid's actual env steps
 (episodes end early when the robot falls) divided by the throughput of the same evaluation loop (policy + env,
-``rl.qarl.evaluation.run_episodes``) in one process on the nominal model, times the number of workers. The grid is
-run through ``rl.qarl.robustness.evaluate_run`` (process pool, policies loaded once per worker, start-up included).
+``envs.adversarial.episodes.run_episodes``) in one process on the nominal model, times the number of workers. The grid is
+run through ``rl.robustness.evaluate.evaluate_run`` (process pool, policies loaded once per worker, start-up included).
 The raw env throughput (zero actions, no policy) is printed too, for scale. Target: grid wall time within 1.3x of
 the bound.
 
@@ -19,7 +19,9 @@ import time
 import numpy as np
 import torch as th
 
-from rl.qarl.robustness import Evaluator, Task, episode_seeds, evaluate_run
+from rl.robustness.evaluate import evaluate_run
+from rl.robustness.tasks import Task, episode_seeds
+from rl.robustness.workers import Evaluator
 
 
 def serial_rate(run: str, horizon: int | None, min_steps: int) -> tuple[float, float, float]:

@@ -1,5 +1,5 @@
-"""rldyn's reinforcement-learning package: QARL and its baselines on stable-baselines3.
+"""rldyn's reinforcement-learning package: QARL and its baselines, and robustness evaluation.
 
-``rl.common`` holds the helpers that every script of the project shares (seeding, devices,
-run directories, atomic checkpoints, TensorBoard writers, registries with helpful errors).
+``rl.qarl`` holds the algorithm on stable-baselines3 (its baselines in ``rl.qarl.baselines``), ``rl.robustness`` evaluates
+any trained agent. Shared plumbing lives in ``envs.common``.
 """

@@ -5,8 +5,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rl.qarl.calibration import calibrate
-from rl.qarl.eval_config import register_configs
+from rl.robustness.calibration import calibrate
+from rl.robustness.config import register_configs
 
 register_configs()
 

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from envs.adversarial.demo import play
-from rl.common.config import register_configs
+from envs.common.config import register_configs
 
 register_configs()
 

@@ -5,8 +5,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from rl.qarl.eval_config import register_configs
-from rl.qarl.report import report
+from rl.robustness.config import register_configs
+from rl.robustness.report import report
 
 register_configs()
 

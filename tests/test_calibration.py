@@ -6,8 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from envs.adversarial.env import AdversarialMujocoEnv
-from rl.qarl.calibration import calibrate, measure_reward_scale, policy_entropy, random_return, rationality_check
-from rl.qarl.eval_config import register_configs
+from rl.robustness.calibration import calibrate, measure_reward_scale, policy_entropy, random_return, rationality_check
+from rl.robustness.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_calibration_tiny(tmp_path, capsys):
     # a later call with a larger budget continues the saved protagonist (with its kept replay buffer)
     from stable_baselines3 import SAC
 
-    from rl.qarl.calibration import train_protagonist
+    from rl.robustness.calibration import train_protagonist
 
     path = train_protagonist("InvertedPendulum", 260, tmp_path / "protagonist", horizon=20, net_arch=(8,), learning_starts=50)
     assert SAC.load(path).num_timesteps == 260
@@ -121,7 +121,7 @@ def test_rationality_check_on_inverted_pendulum(tmp_path):
     lowers the frozen protagonist's return less than the one at the mean of mu (about 15 CPU-minutes)."""
     from stable_baselines3 import SAC
 
-    from rl.qarl.calibration import train_protagonist
+    from rl.robustness.calibration import train_protagonist
 
     path = train_protagonist("InvertedPendulum", 15_000, tmp_path / "protagonist", net_arch=(64, 64), learning_starts=1000)
     protagonist = SAC.load(path)

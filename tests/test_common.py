@@ -1,4 +1,4 @@
-"""rl.common: device resolution, atomic writes, seeding, registries, run directories, TensorBoard."""
+"""envs.common: device resolution, atomic writes, seeding, registries, run directories, TensorBoard."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rl.common import (
+from envs.common import (
     atomic_save,
     atomic_write_text,
     log_config,
@@ -22,8 +22,8 @@ from rl.common import (
     resolve_device,
     seed_everything,
 )
-from rl.common.io import atomic_torch_save
-from rl.common.registry import check_choice, unknown_choice_error
+from envs.common.io import atomic_torch_save
+from envs.common.registry import check_choice, unknown_choice_error
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -232,7 +232,7 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     import os
     import stat
 
-    from rl.common.io import atomic_write_text
+    from envs.common.io import atomic_write_text
 
     path = atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
     mask = os.umask(0)

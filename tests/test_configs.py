@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.adversarial import ADVERSARIAL_ENVS
 from envs.adversarial.demo import make_game
-from rl.common.config import register_configs
+from envs.common.config import register_configs
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ENV_OPTIONS = sorted(p.stem for p in (CONFIG_DIR / "env").glob("*.yaml"))

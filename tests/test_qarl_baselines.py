@@ -8,14 +8,14 @@ import pytest
 import torch as th
 from torch import nn
 
-from rl.common.runs import prepare_run_dir
+from envs.common.runs import prepare_run_dir
 from rl.qarl import load_policies, train
-from rl.qarl.action_adversary import CATSAC, BudgetSchedule, MASAttack, l2_project, mix_actions
-from rl.qarl.mixedne import MixedNESAC
+from rl.qarl.baselines.action_adversary import CATSAC, BudgetSchedule, MASAttack, l2_project, mix_actions
+from rl.qarl.baselines.mixedne import MixedNESAC
+from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
+from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.modes import attacked_protagonist, resolve_mode
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
-from rl.qarl.sgld import SGLD, LangevinNoiseSchedule
-from rl.qarl.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.trainer import QARLTrainer
 from tests.qarl_helpers import assert_same_state, tiny_cfg
 

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rl.common.runs import prepare_run_dir
+from envs.common.runs import prepare_run_dir
 from rl.qarl import NotARunError, TrainingInterrupted, train
 from rl.qarl.checkpoint import load_resume_state
 from rl.qarl.config import register_configs

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from rl.common.runs import prepare_run_dir
+from envs.common.runs import prepare_run_dir
 from rl.qarl import NotARunError, TrainingError, load_policies, train
 from rl.qarl.modes import force_budget, rescale, resolve_mode
 from rl.qarl.sac import QARLSAC, LossNotFiniteError, PerSampleTemperatureSAC

@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from rl.qarl.eval_config import register_configs
-from rl.qarl.report import (
+from rl.robustness.config import register_configs
+from rl.robustness.report import (
     build_report,
     find_report_runs,
     iqm_interval,
@@ -248,7 +248,7 @@ def test_robustness_profile_counts_cells(runs):
 def test_heatmap_tick_labels_do_not_overlap():
     import matplotlib.pyplot as plt
 
-    from rl.qarl.plots import draw_heatmap
+    from rl.robustness.plots import draw_heatmap
 
     friction = np.linspace(0.1, 1.9, 11)  # Hopper: "0.10.280.460.64..." ran together before
     mass = np.linspace(0.21, 1.86, 11)
@@ -278,7 +278,7 @@ def test_heatmap_axes_name_what_the_grid_sets(env, mass_label, second_label, cro
     import matplotlib.pyplot as plt
 
     from envs.adversarial.specs import get_env_spec
-    from rl.qarl.plots import draw_heatmap
+    from rl.robustness.plots import draw_heatmap
 
     spec = get_env_spec(env)
     mass, second = spec.mass_factors, spec.friction_factors

@@ -14,22 +14,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.episodes import perturbation_options, run_episodes
 from rl.qarl import NotARunError, load_policies, train
-from rl.qarl.best_response import AttackSettings, Greedy, attacker_view, train_attacker
-from rl.qarl.eval_config import register_configs
-from rl.qarl.evaluation import perturbation_options, run_episodes
-from rl.qarl.robustness import (
-    Evaluator,
-    Task,
-    episode_seeds,
-    evaluate,
-    evaluate_run,
-    find_runs,
-    inspect_run,
-    log_to_tensorboard,
-    make_grid,
-    write_results,
-)
+from rl.robustness.best_response import AttackSettings, Greedy, attacker_view, train_attacker
+from rl.robustness.config import register_configs
+from rl.robustness.evaluate import evaluate, evaluate_run
+from rl.robustness.output import log_to_tensorboard, write_results
+from rl.robustness.runs import find_runs, inspect_run
+from rl.robustness.tasks import Task, episode_seeds, make_grid
+from rl.robustness.workers import Evaluator
 from tests.qarl_helpers import tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[1]

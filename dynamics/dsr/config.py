@@ -11,7 +11,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from rl.common.config import RunConfig
+from envs.common.config import RunConfig
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dynamics.dsr.types import DSRData
-from rl.common.registry import check_choice, lookup
+from envs.common.registry import check_choice, lookup
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = "../shared/data/dsr"

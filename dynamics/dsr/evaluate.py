@@ -11,7 +11,6 @@ by the test inputs and drops nothing.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from dynamics.dsr import metrics
 from dynamics.dsr.models import LatentModel
 from dynamics.dsr.observation import ObservationModel
-from dynamics.dsr.rollout import free_run
+from dynamics.dsr.rollout import generate
+from dynamics.dsr.train import load_run
 from dynamics.dsr.types import Metrics
-from rl.common.io import atomic_write_text
+from envs.common.io import atomic_write_text
 
 PAPER_METRICS = ("d_stsp", "d_h", "pe")
-
-
-@torch.no_grad()
-def generate(
-    model: LatentModel, obs_model: ObservationModel, x1: np.ndarray, length: int, inputs: np.ndarray | None = None
-) -> np.ndarray:
-    """Protocol generation: ``⌊1.25 length⌋`` free steps from ``x1``, the first ``⌊0.25 length⌋`` dropped.
-
-    With external ``inputs`` (aligned with the series that starts at ``x1``): ``length`` steps driven by them, none
-    dropped (the reference's ``evaluate_run`` for input data).
-    """
-    param = next(model.parameters())
-    z1 = obs_model.init_state(torch.as_tensor(np.asarray(x1), dtype=param.dtype, device=param.device))
-    if inputs is not None:
-        s = torch.as_tensor(np.asarray(inputs), dtype=param.dtype, device=param.device)
-        z = free_run(model, z1, length, s)
-    else:
-        total, drop = math.floor(1.25 * length), math.floor(0.25 * length)
-        z = free_run(model, z1, total)[drop:]
-    return obs_model(z).cpu().numpy().astype(np.float64)
 
 
 def evaluate_model(
@@ -122,8 +102,6 @@ def evaluate_runs(cfg: DictConfig) -> list[dict[str, Any]]:
     data; ``auto`` ``best.pt`` when the run has one. Each row records the file, its epoch and the data's provenance;
     the data are the run's recorded data (a mismatch is refused by :func:`dynamics.dsr.train.load_run`).
     """
-    from dynamics.dsr.train import load_run
-
     if not cfg.runs:
         raise ValueError("no runs given: pass runs=[path/to/run_dir,...]")
     rows = []

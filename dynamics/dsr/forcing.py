@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from dynamics.dsr.models import LatentModel
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 ALPHA_METHODS = (
     "constant",

@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 
 from dynamics.dsr.models import LatentModel
 from dynamics.dsr.observation import ObservationModel
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 
 def _as_pair(x_true: np.ndarray, x_gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rl.common.registry import lookup
+from envs.common.registry import lookup
 
 
 def talathi_vartak_init(m: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rl.common.registry import lookup
+from envs.common.registry import lookup
 
 
 class ObservationModel(nn.Module):

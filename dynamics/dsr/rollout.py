@@ -17,6 +17,7 @@ removes the per-step graph bookkeeping that dominates eager BPTT on small models
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,8 @@ import torch
 from torch import Tensor
 
 from dynamics.dsr.models import LatentModel
-from rl.common.registry import check_choice
+from dynamics.dsr.observation import ObservationModel
+from envs.common.registry import check_choice
 
 
 def _weights(alpha: Tensor, mask: Tensor) -> Tensor:
@@ -213,3 +215,23 @@ def free_run(model: LatentModel, z1: Tensor, steps: int, inputs: Tensor | None =
             if k + 1 < steps:
                 z = model(z, None if inputs is None else inputs[..., k + 1, :])
     return out
+
+
+@torch.no_grad()
+def generate(
+    model: LatentModel, obs_model: ObservationModel, x1: np.ndarray, length: int, inputs: np.ndarray | None = None
+) -> np.ndarray:
+    """Protocol generation: ``⌊1.25 length⌋`` free steps from ``x1``, the first ``⌊0.25 length⌋`` dropped.
+
+    With external ``inputs`` (aligned with the series that starts at ``x1``): ``length`` steps driven by them, none
+    dropped (the reference's ``evaluate_run`` for input data).
+    """
+    param = next(model.parameters())
+    z1 = obs_model.init_state(torch.as_tensor(np.asarray(x1), dtype=param.dtype, device=param.device))
+    if inputs is not None:
+        s = torch.as_tensor(np.asarray(inputs), dtype=param.dtype, device=param.device)
+        z = free_run(model, z1, length, s)
+    else:
+        total, drop = math.floor(1.25 * length), math.floor(0.25 * length)
+        z = free_run(model, z1, total)[drop:]
+    return obs_model(z).cpu().numpy().astype(np.float64)

@@ -40,18 +40,17 @@ from tqdm import tqdm
 
 from dynamics.dsr import metrics
 from dynamics.dsr.data import check_provenance, check_series, load_system
-from dynamics.dsr.evaluate import generate
 from dynamics.dsr.forcing import FORCING_METHODS, AlphaController, gtf_alpha_sequence, stf_alpha_sequence
 from dynamics.dsr.models import LatentModel, make_model
 from dynamics.dsr.observation import ObservationModel, make_observation
-from dynamics.dsr.rollout import forced_rollout, forced_rollout_autograd
+from dynamics.dsr.rollout import forced_rollout, forced_rollout_autograd, generate
 from dynamics.dsr.types import DSRData, GTFBatch
-from rl.common.device import resolve_device
-from rl.common.io import atomic_torch_save, atomic_write_text
-from rl.common.registry import check_choice, lookup
-from rl.common.runs import prepare_run_dir
-from rl.common.seeding import seed_everything
-from rl.common.tensorboard import log_config, make_writer
+from envs.common.device import resolve_device
+from envs.common.io import atomic_torch_save, atomic_write_text
+from envs.common.registry import check_choice, lookup
+from envs.common.runs import prepare_run_dir
+from envs.common.seeding import seed_everything
+from envs.common.tensorboard import log_config, make_writer
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from rl.common.config import RunConfig
+from envs.common.config import RunConfig
 
 
 @dataclass

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 #: valid regularizer names and whether each can run under ``odeint_adjoint``.
 REGULARIZERS: dict[str, bool] = {

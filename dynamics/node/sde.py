@@ -31,6 +31,7 @@ from dynamics.node.config import TaskConfig
 from dynamics.node.data import SPIRAL_A
 from dynamics.node.regularizers import RegSpec, aggregate
 from dynamics.node.solvers import StepRecorder
+from dynamics.node.timing import median_time
 from dynamics.node.types import SolveOutput, SolveStats
 
 SDE_REGULARIZERS = ("none", "error")
@@ -216,8 +217,6 @@ class SDETask:
     @torch.no_grad()
     def evaluate(self, settings: Any, gen: torch.Generator, timing: bool = True) -> dict[str, float]:
         """Moment loss of ``sde_eval_paths`` fresh paths, NFE (drift + diffusion calls), steps, median time."""
-        from dynamics.node.tasks import median_time
-
         none = RegSpec("none")
         loss, out = self._simulate(self.cfg.sde_eval_paths, 12345, settings, none)
         metrics = {

@@ -26,7 +26,7 @@ from dynamics.node.regularizers import (
 )
 from dynamics.node.solvers import STABILITY_SIZE, StepRecorder, stiffness_estimate
 from dynamics.node.types import SolveOutput, SolveStats
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 #: user-facing solver names -> registered instrumented methods.
 SOLVER_METHODS = {"dopri5": "dopri5_reg", "bosh3": "bosh3_reg"}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,30 +14,13 @@ from dynamics.node.config import TaskConfig
 from dynamics.node.data import irregular_series, load_digits_split, load_mnist_split, spiral_trajectory
 from dynamics.node.models import CubicField, LatentODE, ODEClassifier
 from dynamics.node.regularizers import RegSpec
+from dynamics.node.sde import SDETask
 from dynamics.node.solve import SolverSettings, solve
+from dynamics.node.timing import median_time
 from dynamics.node.types import ClassBatch, SolveOutput, SolveStats
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 TASKS = ("digits", "mnist", "spiral", "latent", "sde")
-
-
-def sync(device: torch.device) -> None:
-    """``torch.cuda.synchronize`` on CUDA devices (timings must not measure kernel launches only)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up, synchronized on CUDA."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class Task(Protocol):
@@ -225,6 +206,4 @@ def make_task(cfg: TaskConfig, device: torch.device, seed: int) -> Task:
         return SpiralTask(cfg, device, seed)
     if cfg.name == "latent":
         return LatentTask(cfg, device, seed)
-    from dynamics.node.sde import SDETask
-
     return SDETask(cfg, device, seed)

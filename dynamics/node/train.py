@@ -13,10 +13,11 @@ from tqdm import tqdm
 from dynamics.node.config import SolverConfig
 from dynamics.node.regularizers import CoefSchedule, RegSpec, check_regularizer
 from dynamics.node.solve import SolverSettings, check_solver_regularizer
-from dynamics.node.tasks import make_task, sync
-from rl.common import atomic_write_text, log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
-from rl.common.io import atomic_torch_save
-from rl.common.registry import check_choice
+from dynamics.node.tasks import make_task
+from dynamics.node.timing import sync
+from envs.common import atomic_write_text, log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
+from envs.common.io import atomic_torch_save
+from envs.common.registry import check_choice
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 

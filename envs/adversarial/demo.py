@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.policies import as_policy
-from rl.common import log_config, make_writer, prepare_run_dir, seed_everything
+from envs.common import log_config, make_writer, prepare_run_dir, seed_everything
 
 
 def make_game(env_cfg: DictConfig | dict[str, Any]) -> AdversarialMujocoEnv:

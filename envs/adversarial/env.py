@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from envs.adversarial.dmc import DMControlTask
 from envs.adversarial.specs import AXES, TORQUE_AXES, AdversarialEnvSpec, get_env_spec
-from rl.common.registry import unknown_choice_error
+from envs.common.registry import unknown_choice_error
 
 Scale = float | Mapping[str, float]
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.specs import ADVERSARIAL_ENVS
 from envs.adversarial.views import PLAYERS, PlayerView
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 
 def make_adversarial_env(env: str = "Hopper", view: str | None = None, **kwargs: Any) -> gym.Env:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.adversarial.dmc_specs import DMC_HORIZON, DMC_TABLE
-from rl.common.registry import lookup
+from envs.common.registry import lookup
 
 AXES = ("x", "y", "z")
 TORQUE_AXES = ("rx", "ry", "rz")

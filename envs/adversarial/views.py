@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.policies import OpponentPolicy, as_policy
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 PLAYERS = ("protagonist", "adversary")
 

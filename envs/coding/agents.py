@@ -32,7 +32,7 @@ from envs.coding.mec import greedy_mec_dense
 from envs.coding.mecb import compose
 from envs.coding.types import FloatArray
 from envs.coding.validation import check_distribution, check_rate, check_real
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 PROTOCOLS = ("meme", "mecb")
 """Coupling protocols: ``meme`` (no rate limit) and ``mecb`` (per-step EBIM compression, then MEC)."""

@@ -14,7 +14,7 @@ from envs.coding.entropy import entropy
 from envs.coding.mdp import TabularMDP, check_policy, make_mdp, maxent_policy
 from envs.coding.types import FloatArray
 from envs.coding.validation import check_distribution, check_int, check_real
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 ObsType = dict[str, Any]
 

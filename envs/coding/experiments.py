@@ -27,8 +27,8 @@ from envs.coding.entropy import entropy
 from envs.coding.env import MarkovCodingGameEnv, make_sender
 from envs.coding.mdp import make_mdp
 from envs.coding.types import FloatArray
-from rl.common import atomic_save, log_config, make_writer, prepare_run_dir, seed_everything
-from rl.common.registry import lookup
+from envs.common import atomic_save, log_config, make_writer, prepare_run_dir, seed_everything
+from envs.common.registry import lookup
 
 Sender = Callable[[Mapping[str, Any], np.random.Generator], int]
 

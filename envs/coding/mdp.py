@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from envs.coding.types import BoolArray, FloatArray
 from envs.coding.validation import as_real_array
-from rl.common.registry import lookup
+from envs.common.registry import lookup
 
 # action order of both grids: 0 up, 1 right, 2 down, 3 left; (row, col) with row 0 at the top
 MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))

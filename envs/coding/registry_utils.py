@@ -1,10 +1,10 @@
-"""Choice checks for the coding package (thin wrapper over ``rl.common.registry``)."""
+"""Choice checks for the coding package (thin wrapper over ``envs.common.registry``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 
 def check_method(name: str, valid: Iterable[str], what: str) -> str:

@@ -24,7 +24,7 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from rl.common.io import atomic_write_text
+from envs.common.io import atomic_write_text
 from rl.qarl.modes import Teacher, protagonist_class, resolve_mode, teacher_from_state
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from rl.common.config import EnvConfig, RunConfig
+from envs.common.config import EnvConfig, RunConfig
 
 
 @dataclass
 class MixedNEConfig:
-    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.mixedne`): official ``sac_ld.py`` values."""
+    """MixedNE-LD (``algo=mixedne_ld``, arXiv:2002.06063; :mod:`rl.qarl.baselines.mixedne`): official ``sac_ld.py`` values."""
 
     delta: float = 0.1
     sgld_lr: float = 3e-4
@@ -25,7 +25,7 @@ class MixedNEConfig:
 
 @dataclass
 class CATConfig:
-    """CAT's MAS attack and budget curriculum (``algo=cat``; :mod:`rl.qarl.action_adversary`): official ``mas.py``.
+    """CAT's MAS attack and budget curriculum (``algo=cat``; :mod:`rl.qarl.baselines.action_adversary`): official ``mas.py``.
 
     ``budget`` is the target L2 radius in normalised action units; it is 0 for the first ``start_fraction`` of the
     iterations and rises linearly to the target by ``end_fraction``.
@@ -332,7 +332,7 @@ def validate_train_config(cfg: Any) -> None:
 
 def register_configs() -> None:
     """Store the schemas of ``train_qarl`` in Hydra's ConfigStore."""
-    from rl.common.config import register_configs as register_common
+    from envs.common.config import register_configs as register_common
 
     register_common()
     cs = ConfigStore.instance()

@@ -9,12 +9,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from envs.adversarial.specs import AdversarialEnvSpec
-from rl.common.registry import check_choice
-from rl.qarl.action_adversary import CATSAC, AttackedPolicy, BudgetSchedule, MASAttack, gaussian_params
-from rl.qarl.mixedne import MixedNESAC
+from envs.common.registry import check_choice
+from rl.qarl.baselines.action_adversary import CATSAC, AttackedPolicy, BudgetSchedule, MASAttack, gaussian_params
+from rl.qarl.baselines.mixedne import MixedNESAC
+from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 from rl.qarl.sac import QARLSAC
 from rl.qarl.teacher import SelfPacedGammaTeacher, TeacherUpdate
-from rl.qarl.temperature_schedules import LinearTemperatureSchedule, SelfPacedPointTeacher
 
 ALGOS = (
     "qarl",

@@ -22,8 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from envs.adversarial.demo import make_game
 from envs.adversarial.specs import get_env_spec
-from rl.common.device import resolve_device
-from rl.common.runs import hydra_output_dir
+from envs.common.device import resolve_device
+from envs.common.runs import hydra_output_dir
 from rl.qarl.checkpoint import RESUME_FILE, CheckpointManager, NotARunError, find_run
 from rl.qarl.config import RESUME_SAFE_KEYS, TrainQARLConfig, validate_train_config
 from rl.qarl.modes import rescale, resolve_mode

@@ -9,8 +9,8 @@ import torch as th
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from rl.common import atomic_write_text, log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
-from rl.common.runs import RunDir, command_line
+from envs.common import atomic_write_text, log_config, make_writer, prepare_run_dir, resolve_device, seed_everything
+from envs.common.runs import RunDir, command_line
 from rl.qarl.checkpoint import NotARunError
 from rl.qarl.interrupts import StopRequested, StopSignals, TrainingInterrupted
 from rl.qarl.sac import LossNotFiniteError
@@ -96,7 +96,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.close()
     if finished:
         _write_done(run, trainer)
-        from rl.common.tensorboard import log_hparams  # HParams dashboard: config + final evaluation
+        from envs.common.tensorboard import log_hparams  # HParams dashboard: config + final evaluation
 
         log_hparams(run.tensorboard / "hparams", cfg, dict(trainer.state.last_eval))
     print(f"TensorBoard logs: tensorboard --logdir {run.tensorboard}")

@@ -39,12 +39,13 @@ from stable_baselines3.common.logger import Logger, make_output_format
 
 from envs.adversarial.demo import make_game
 from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.episodes import run_episodes
 from envs.adversarial.specs import get_env_spec
 from envs.adversarial.views import PlayerView
-from rl.common.runs import RunDir
-from rl.qarl.action_adversary import CATSAC, BudgetSchedule
+from envs.common.runs import RunDir
+from rl.qarl.baselines.action_adversary import CATSAC, BudgetSchedule
+from rl.qarl.baselines.temperature_schedules import LinearTemperatureSchedule
 from rl.qarl.checkpoint import CheckpointManager, load_resume_state
-from rl.qarl.evaluation import run_episodes
 from rl.qarl.interrupts import StopRequested
 from rl.qarl.modes import (
     Mode,
@@ -62,7 +63,6 @@ from rl.qarl.modes import (
 )
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 from rl.qarl.state import agent_state, env_state, global_rng_state, load_agent_state, load_env_state, load_global_rng_state
-from rl.qarl.temperature_schedules import LinearTemperatureSchedule
 from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
 
 # The layout of a checkpoint's resume state (``resume.pt``); a different version cannot be resumed.
@@ -336,7 +336,7 @@ class QARLTrainer:
         """Mean undiscounted return of the protagonist (sampled actions), nominal or against the alpha=0 adversary.
 
         The temperature entry is 0 (the rational adversary); the force curriculum evaluates at full force.
-        Nothing is stored in any replay buffer. The loop is :func:`rl.qarl.evaluation.run_episodes`, shared with
+        Nothing is stored in any replay buffer. The loop is :func:`envs.adversarial.episodes.run_episodes`, shared with
         the robustness evaluation.
         """
         use_adversary = against_adversary and self.adversary is not None

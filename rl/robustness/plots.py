@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from rl.qarl.robustness import RobustnessResult
+    from rl.robustness.result import RobustnessResult
 
 
 MAX_TICKS = 5

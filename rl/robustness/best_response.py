@@ -10,7 +10,7 @@ It is evaluated greedily (``deterministic=True``, the temperature-0 limit of its
 learned temperature started at 0.005 (``ent_coef="auto_0.005"``, as every SAC agent of the official code): a
 fixed ``ent_coef=0`` was measured to collapse its exploration and never find the push that topples a trained
 InvertedPendulum (benchmarks/README.md), while a small temperature finds it. A fixed positive ``ent_coef`` gives the
-quantal adversaries of the rationality check (:mod:`rl.qarl.calibration`).
+quantal adversaries of the rationality check (:mod:`rl.robustness.calibration`).
 
 Trained attackers are kept next to the run, ``<run>/best_response/<key>/adversary_<steps>.zip``, where ``key``
 names the settings and the protagonist checkpoint they were trained against; a later evaluation with the same
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.episodes import context_value
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.views import AdversaryView
-from rl.qarl.evaluation import context_value
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def train_attacker(
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
-    from rl.common import log_config, make_writer, seed_everything
+    from envs.common import log_config, make_writer, seed_everything
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

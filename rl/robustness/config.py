@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from rl.common.config import EnvConfig, RunConfig
+from envs.common.config import EnvConfig, RunConfig
 
 
 @dataclass
 class BestResponseConfig:
-    """The fresh adversary of ``attack=best_response`` (plain SB3 SAC, see :mod:`rl.qarl.best_response`).
+    """The fresh adversary of ``attack=best_response`` (plain SB3 SAC, see :mod:`rl.robustness.best_response`).
 
     Attributes:
         steps: its training budget (env steps against the frozen protagonist).
@@ -163,7 +163,7 @@ class CalibrateScalesConfig(RunConfig):
 
 def register_configs() -> None:
     """Store the schemas of ``eval_robustness``, ``report_qarl`` and ``calibrate_scales`` in Hydra's ConfigStore."""
-    from rl.common.config import register_configs as register_common
+    from envs.common.config import register_configs as register_common
 
     register_common()  # the env group's base_env
     cs = ConfigStore.instance()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from rl.common.io import atomic_write_text
+from envs.common.io import atomic_write_text
 
 
 @dataclass(frozen=True)

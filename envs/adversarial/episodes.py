@@ -20,7 +20,7 @@ import torch as th
 
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.policies import SupportsPredict
-from rl.common.registry import check_choice
+from envs.common.registry import check_choice
 
 CONTEXTS = ("temperature", "force", "none")
 

@@ -6,7 +6,7 @@ action range). The executed action is also what the replay buffer stores, as in 
 hand the perturbed action to the protagonist's ``fit``).
 
 * **MixedNE-LD** (Kamalaruban et al. 2020, arXiv:2002.06063): the executed action is ``(1 - delta) a + delta a_adv``
-  with an action adversary trained against the same critic (:mod:`rl.qarl.mixedne`); :func:`mix_actions`.
+  with an action adversary trained against the same critic (:mod:`rl.qarl.baselines.mixedne`); :func:`mix_actions`.
 * **CAT** (curriculum adversarial training, IEEE 9892908, with the MAS attack of Lee et al., arXiv:1909.02583):
   a non-learned perturbation that descends the protagonist's policy density, projected on an L2 ball whose radius
   follows a curriculum; :class:`MASAttack`, :class:`BudgetSchedule`, :class:`CATSAC`.

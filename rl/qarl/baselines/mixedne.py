@@ -11,8 +11,8 @@ action space, and one twin critic ``Q(s, a_mix)`` of the executed action ``a_mix
     adversary   L_adv = mean[beta_adv log pi_adv(a_adv|s) + min_j Q_j(s, mix(a, a_adv))]  (SGLD step)
 
 Both temperatures are tuned automatically (target entropy -dim A; the protagonist starts at 0.005 like every
-agent here, the adversary at exp(-5.30) = 0.005). Both policies use :class:`rl.qarl.sgld.SGLD` (lr 3e-4, noise
-1e-3, RMSprop alpha 0.999) with the official double noise decay (:class:`rl.qarl.sgld.LangevinNoiseSchedule`);
+agent here, the adversary at exp(-5.30) = 0.005). Both policies use :class:`rl.qarl.baselines.sgld.SGLD` (lr 3e-4, noise
+1e-3, RMSprop alpha 0.999) with the official double noise decay (:class:`rl.qarl.baselines.sgld.LangevinNoiseSchedule`);
 the critic uses Adam (3e-4). The actors (and temperatures) update once the buffer exceeds
 ``actor_learning_starts`` (the official 5000 warm-up transitions). The stored transitions carry the executed
 (mixed) action; the adversary acts during warm-up too (SB3's uniform warm-up action is mixed with it).
@@ -35,9 +35,9 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.utils import polyak_update
 
-from rl.qarl.action_adversary import mix_actions
+from rl.qarl.baselines.action_adversary import mix_actions
+from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
 from rl.qarl.sac import QARLSAC
-from rl.qarl.sgld import SGLD, LangevinNoiseSchedule
 
 
 class MixedNESAC(QARLSAC):

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from envs.adversarial.env import AdversarialMujocoEnv
+from envs.adversarial.episodes import run_episodes
 from envs.adversarial.policies import SupportsPredict
-from rl.qarl.evaluation import run_episodes
 
 
 def random_return(env: str, episodes: int = 20, horizon: int = 500, gamma: float = 0.99, seed: int = 0) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def train_protagonist(
     from stable_baselines3.common.monitor import Monitor
 
     from envs.adversarial.views import ProtagonistView
-    from rl.common import make_writer, seed_everything
+    from envs.common import make_writer, seed_everything
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def rationality_check(
     """
     from stable_baselines3 import SAC
 
-    from rl.qarl.best_response import AttackSettings, attacker_view, train_attacker
+    from rl.robustness.best_response import AttackSettings, attacker_view, train_attacker
 
     out = Path(out_dir)
     seeds = np.random.SeedSequence([int(seed), 13]).generate_state(int(episodes), dtype=np.uint32).astype(np.int64)
@@ -266,7 +266,7 @@ def calibrate(cfg: Any) -> dict[str, Any]:
     import torch as th
 
     from envs.adversarial.specs import get_env_spec
-    from rl.common import prepare_run_dir, seed_everything
+    from envs.common import prepare_run_dir, seed_everything
     from rl.qarl.config import CurriculumConfig
 
     spec = get_env_spec(str(cfg.env.name))

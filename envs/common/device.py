@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rl.common.registry import unknown_choice_error
+from envs.common.registry import unknown_choice_error
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

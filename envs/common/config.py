@@ -19,7 +19,7 @@ class RunConfig:
     Attributes:
         script: the script's name, the first level of the run directory.
         name: the run's name, the second level of the run directory.
-        seed: the seed of every generator (``rl.common.seed_everything``) and of env resets.
+        seed: the seed of every generator (``envs.common.seed_everything``) and of env resets.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
         run_dir: set by tests or callers outside Hydra; inside Hydra the job's output folder is used.
     """
