@@ -59,6 +59,8 @@ def test_errors_name_valid_choices(tmp_path) -> None:
         load_system("lorenz63", source="file", data_dir=tmp_path)
     with pytest.raises(ValueError, match=r"has no data files; use system\.source=simulate"):
         load_system("rossler", source="file")
+    with pytest.raises(ValueError, match=r"change the simulator, but system\.source='file' reads files"):
+        load_system("lorenz63", source="file", parameters={"rho": 20.0})  # was silently ignored
     with pytest.raises(ValueError, match="NaN"):
         check_series(np.array([[0.0, np.nan]]), "x")
     with pytest.raises(ValueError, match="fewer than one training window"):

@@ -181,3 +181,30 @@ def test_lyapunov_finite_length_bias_is_the_start_vectors_overlap() -> None:
         est = metrics.max_lyapunov(model, torch.full((3,), 0.1, dtype=torch.float64), steps=steps, transient=10)
         assert (est - lam) / lam == pytest.approx(np.log(1 / np.sqrt(3)) / steps / lam, rel=1e-6)
         assert (est - lam) / lam == pytest.approx(bias, abs=5e-4)
+
+
+def test_eval_seed_sets_the_gmm_samples(tmp_path, monkeypatch) -> None:
+    """``eval_gtf.py seed=`` used to be silently ignored (the GMM always drew with seed 0)."""
+    from omegaconf import OmegaConf
+
+    import dynamics.dsr.evaluate as evaluate_mod
+    from dynamics.dsr.config import GTFEvalConfig
+    from dynamics.dsr.types import DSRData, Metrics
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2000, 6)), 1.2 * rng.standard_normal((2000, 6))
+    d = [metrics.state_space_divergence(x, y, gmm_seed=s) for s in (0, 1)]
+    assert d[0] != d[1] and d[1] == metrics.state_space_divergence_gmm(x, y, seed=1)
+    data = DSRData("stub", x, y, np.zeros(6), np.ones(6), None, "file", {}, None, None)
+    seen: list[int] = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["gmm_seed"])
+        return Metrics(1.0, 1.0, 1.0, float("nan")), y
+
+    monkeypatch.setattr(evaluate_mod, "load_run", lambda *a, **k: (None, None, data, {"checkpoint_file": "last.pt"}))
+    monkeypatch.setattr(evaluate_mod, "evaluate_model", spy)
+    cfg = OmegaConf.structured(GTFEvalConfig)
+    cfg.merge_with({"runs": [str(tmp_path)], "seed": 7, "output": str(tmp_path / "eval"), "script": "e", "name": "e"})
+    rows = evaluate_mod.evaluate_runs(cfg)
+    assert seen == [7] and rows[0]["gmm_seed"] == 7

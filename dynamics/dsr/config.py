@@ -172,6 +172,8 @@ class GTFEvalConfig(RunConfig):
     """``scripts/eval_gtf.py``: the paper's protocol on one or more run directories.
 
     Attributes:
+        seed: the Monte-Carlo samples of the GMM ``D_stsp`` (``N ≥ 6``; 0 as the earlier tables); nothing else is
+            random in the protocol.
         runs: run directories (each with ``config.yaml`` and ``checkpoints/last.pt``).
         checkpoint: ``last`` (default: the paper scores each run's last model), ``best`` (selected on training
             data), ``auto`` (``best.pt`` when the run has one, else ``last.pt``) or a file name inside

@@ -266,6 +266,11 @@ def load_system(
     folder = resolve_data_dir(data_dir)
     provenance: dict[str, Any]
     if source != "simulate":
+        if parameters:
+            raise ValueError(
+                f"system.parameters={parameters} change the simulator, but system.source={source!r} reads files; "
+                "drop them or use system.source=simulate"
+            )
         files = spec["files"]
         if files is None:
             raise ValueError(f"system {name!r} has no data files; use system.source=simulate")

@@ -144,13 +144,18 @@ def state_space_divergence_gmm(
 
 
 def state_space_divergence(
-    x_true: np.ndarray, x_gen: np.ndarray, n_bins: int = 30, gmm_var: float = 1.0, gmm_precision: str = "float32"
+    x_true: np.ndarray,
+    x_gen: np.ndarray,
+    n_bins: int = 30,
+    gmm_var: float = 1.0,
+    gmm_precision: str = "float32",
+    gmm_seed: int = 0,
 ) -> float:
-    """``D_stsp``: binning for ``N < 6``, GMM Monte Carlo otherwise (``gmm_precision``: see the GMM function)."""
+    """``D_stsp``: binning for ``N < 6``, GMM Monte Carlo otherwise (``gmm_precision``, ``gmm_seed``: the GMM's)."""
     x_true, x_gen = _as_pair(x_true, x_gen)
     if x_true.shape[1] < 6:
         return state_space_divergence_binning(x_true, x_gen, n_bins)
-    return state_space_divergence_gmm(x_true, x_gen, gmm_var, precision=gmm_precision)
+    return state_space_divergence_gmm(x_true, x_gen, gmm_var, seed=gmm_seed, precision=gmm_precision)
 
 
 def smoothed_spectrum(x: np.ndarray, sigma: float = 20.0) -> np.ndarray:
