@@ -43,18 +43,18 @@ def test_every_script_runs_the_checks_and_refuses_added_keys(script: str) -> Non
     (callback,) = [c for c in map(instantiate, cfg.hydra.callbacks.values()) if isinstance(c, LaunchChecks)]
     callback.on_run_start(cfg)  # the script's own config passes
     callback.on_job_start(cfg)
-    for override, key in (("+sede=3", "'sede'"), ("++device_typo=cpu", "'device_typo'")):
-        with pytest.raises(ValueError, match=f"unknown config keys added with '\\+': {key}"):
-            check_launch(composed(script, override))
+    with pytest.raises(ValueError, match="unknown config keys added with '\\+': 'sede'"):
+        check_launch(composed(script, "+sede=3"))
+    elsewhere = composed(script, "run_dir=/tmp/elsewhere")
     with pytest.raises(ValueError, match=r"pass hydra\.run\.dir=<folder> instead"):
-        check_launch(composed(script, "run_dir=/tmp/elsewhere"))
+        check_launch(elsewhere)
     with pytest.raises(SystemExit, match="error: run_dir='/tmp/elsewhere' is for callers outside Hydra"):
-        callback.on_run_start(composed(script, "run_dir=/tmp/elsewhere"))
+        callback.on_run_start(elsewhere)
 
 
 def test_nested_additions_name_a_close_match() -> None:
-    cfg = composed("train_node", "reg=local_error", "+reg.local_k1=true", "preset=paper2023")
-    with pytest.raises(ValueError, match=r"'reg\.local_k1' .*did you mean 'local_k1_grad'"):
+    cfg = composed("train_node", "reg=local_error", "+reg.local_k1=true", "++device_typo=cpu", "preset=paper2023")
+    with pytest.raises(ValueError, match=r"'reg\.local_k1' .*did you mean 'local_k1_grad'.*'device_typo'"):
         check_launch(cfg)
     check_launch(composed("train_gtf", "system=rossler", "+system.parameters.c=5.0"))  # free-form dicts: not checked
 
