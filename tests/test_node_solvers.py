@@ -314,3 +314,12 @@ def test_cuda_recorder_adds_no_host_sync(settings):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert rec.accepted == 1
+
+
+def test_dopri5_error_estimate_is_two_thirds_of_the_standard_dp5_one() -> None:
+    """Documented (issue 23): torchdiffeq's Dormand-Prince-Shampine error coefficients are 2/3 of Hairer's ``b - b̂``."""
+    from torchdiffeq._impl.dopri5 import Dopri5Solver
+
+    b = torch.tensor([35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0], dtype=torch.float64)
+    b_hat = torch.tensor([5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40], dtype=torch.float64)
+    assert torch.allclose(Dopri5Solver.tableau.c_error, (b - b_hat) * 2 / 3, rtol=1e-12, atol=1e-15)

@@ -19,23 +19,28 @@ class SystemConfig:
     """A data set (``configs/system/<name>.yaml``).
 
     Attributes:
-        name: a key of ``dynamics/dsr/systems.json``.
-        source: ``auto`` (file if present, else simulate with a warning), ``file`` or ``simulate``; the origin used is
-            recorded in the run (``data.json``, checkpoints) and in the metrics.
-        data_dir: folder of the benchmark files, relative to the repository root unless absolute; a folder other than
-            the default must exist and hold the files (no silent switch to simulated data).
-        n_train: training rows (0: all rows of the file).
-        n_test: test rows (0: all rows of the file).
+        name: a key of ``dynamics/dsr/systems.json``, or a name of one's own for data of one's own (then with
+            ``train_file`` and ``test_file``).
+        source: ``file`` (``auto`` is the same: the files, never simulated) or ``simulate`` (the only way to get
+            simulated data); the origin used is recorded in the run (``data.json``, checkpoints) and in the metrics.
+        data_dir: folder of the data files, relative to the repository root unless absolute; it must exist and hold
+            the files. A file named like a shipped benchmark file must have its pinned SHA-256
+            (``dynamics.dsr.data.PINNED_SHA256``), else training and evaluation refuse it.
+        n_train: training rows (0: all rows of the file; more than the file has is refused).
+        n_test: test rows (0: all rows of the file; more than the file has is refused).
         noise_std: observation noise on the training series (units of each dimension's std).
         standardize: z-score with training statistics; null: yes for simulations, no for files.
         parameters: simulator parameter overrides, by name.
         inputs_train: ``.npy`` file (``T_train × K``, in ``data_dir`` unless absolute) of external inputs aligned
             with the training series, or null. Gives the model the term ``C s_t`` (``K`` columns).
         inputs_test: the same for the test series (needed with ``inputs_train``).
+        train_file: training series of a system of one's own (``.npy``, ``T × N``, in ``data_dir`` unless absolute);
+            null for the catalogued systems, whose files are fixed.
+        test_file: its test series (needed with ``train_file``).
     """
 
     name: str = "???"
-    source: str = "auto"
+    source: str = "file"
     data_dir: str = "../shared/data/dsr"
     n_train: int = 0
     n_test: int = 0
@@ -44,6 +49,8 @@ class SystemConfig:
     parameters: dict[str, Any] = field(default_factory=dict)
     inputs_train: str | None = None
     inputs_test: str | None = None
+    train_file: str | None = None
+    test_file: str | None = None
 
 
 @dataclass
@@ -125,6 +132,10 @@ class GTFTrainConfig(RunConfig):
         select_len: rows at the end of the TRAINING series that the selection score uses (0: the whole training
             series): ``D_stsp`` of a protocol-style free run (``⌊1.25 T⌋`` steps from the window's first row, the
             first ``⌊0.25 T⌋`` dropped) against that window. The test series is never used for selection.
+        select_holdout: hold those ``select_len`` rows out of training (batches are drawn from the rows before
+            them), so the selection score, ``select_d_stsp_holdout``, is measured on data the model never trained on;
+            it is then computed at every monitoring epoch even with ``keep_best=false`` (to choose hyperparameters
+            such as the learning-rate schedule across runs). False: the tail is also trained on (``_train`` keys).
         time_budget_s: stop after this many CPU seconds of this process (0: no limit); the schedule is unchanged.
         progress: show a tqdm bar.
     """
@@ -151,6 +162,7 @@ class GTFTrainConfig(RunConfig):
     eval_len: int = 20_000
     keep_best: bool = True
     select_len: int = 20_000
+    select_holdout: bool = False
     time_budget_s: float = 0.0
     progress: bool = True
 
@@ -160,6 +172,8 @@ class GTFEvalConfig(RunConfig):
     """``scripts/eval_gtf.py``: the paper's protocol on one or more run directories.
 
     Attributes:
+        seed: the Monte-Carlo samples of the GMM ``D_stsp`` (``N ≥ 6``; 0 as the earlier tables); nothing else is
+            random in the protocol.
         runs: run directories (each with ``config.yaml`` and ``checkpoints/last.pt``).
         checkpoint: ``last`` (default: the paper scores each run's last model), ``best`` (selected on training
             data), ``auto`` (``best.pt`` when the run has one, else ``last.pt``) or a file name inside

@@ -1,12 +1,15 @@
 """Benchmark data (``../shared/data/dsr``) and built-in simulators; systems are data (``systems.json``).
 
 Each system's parameters, ``dt``, initial condition, files and citation live in ``systems.json``; the
-right-hand sides below take their parameters by keyword, so a renamed key fails loudly. With
-``source=auto`` a system is read from its files when they exist and simulated otherwise, so the package
-runs with no files at all (with a warning; the origin is recorded in ``DSRData.provenance``). Optional
-Gaussian observation noise (``noise_std``, in units of each dimension's standard deviation) is added to the
-*training* series only, as in the GTF data; standardisation uses the training statistics and is recorded in
-:class:`DSRData` for inversion.
+right-hand sides below take their parameters by keyword, so a renamed key fails loudly. The SHA-256 of every
+shipped benchmark file is pinned here (:data:`PINNED_SHA256`): a file with one of those names whose bytes differ
+(a truncated or edited ``ecg_train.npy`` in a ``data_dir`` of one's own) is refused, at training and at evaluation,
+with the expected and found digests. Data of one's own go through a system of their own (a name outside the
+catalogue with ``train_file``/``test_file``). Series are read from files (``source=file``; ``auto`` is the same and
+never simulates) or simulated only when asked (``source=simulate``); the origin is recorded in
+``DSRData.provenance``. Optional Gaussian observation noise (``noise_std``, in units of each dimension's standard
+deviation) is added to the *training* series only, as in the GTF data; standardisation uses the training statistics
+and is recorded in :class:`DSRData` for inversion.
 """
 
 from __future__ import annotations
@@ -26,7 +29,20 @@ from envs.common.registry import check_choice, lookup
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = "../shared/data/dsr"
+#: ``auto`` reads the files like ``file`` (kept for older configs); only ``simulate`` simulates.
 SOURCES = ("auto", "file", "simulate")
+#: SHA-256 of the shipped benchmark files (``../shared/data/dsr``), by file name.
+PINNED_SHA256: dict[str, str] = {
+    "bursting_neuron_test.npy": "0630743ff6e64c9e9c4d5e525c1eb5b456300a9bbf2a953b99cde7e226dcaf55",
+    "bursting_neuron_train.npy": "7643f704e8828e225b7c2d57e6847b321942b631260c0fa4422217f97184d1ba",
+    "ecg_test.npy": "7c17fe9b9e90d0610f817a53e73ec8389b30763ce36985cfcadc1459dd89c654",
+    "ecg_train.npy": "b79deb8b054486360233bb4cefdb154dc5f6b0a55b1a713cd76378606d936185",
+    "eeg.npy": "7cc56e3b648ce492e1ac3d4284c46ccd1092e4abbc4c45f020b8c4a0b2a994bf",
+    "lorenz63_test.npy": "21be3a05a58724c4c1bbdf419ac644c45e6a9fbbf4093108a70fd80f93d7b7e3",
+    "lorenz63_train.npy": "2246dfc44bf3a02090cdb5264dd836c18143e5bac4297807f4c62e153a39c1eb",
+    "lorenz96_test.npy": "5528c302ea212a4b3b57425dd22bd6c2657d139b3714eabd1afe08482fc3291d",
+    "lorenz96_train.npy": "b147f3a5cf6256dc6b7243c15ed950d40f349506e4246362b76588305f6e4d21",
+}
 
 
 def lorenz63(t: float, x: np.ndarray, *, sigma: float, rho: float, beta: float) -> np.ndarray:
@@ -161,10 +177,52 @@ def _load_inputs(folder: Path, name: str | None, rows: int, what: str) -> np.nda
     return s[:rows]
 
 
+def check_pinned(path: Path) -> str:
+    """SHA-256 of ``path``; a file named like a shipped benchmark file must have that file's pinned digest.
+
+    Raises:
+        ValueError: the name is one of :data:`PINNED_SHA256` but the bytes differ (expected and found digests).
+    """
+    found = sha256(path)
+    expected = PINNED_SHA256.get(path.name)
+    if expected is not None and found != expected:
+        raise ValueError(
+            f"{path} is not the shipped benchmark file {path.name!r}: SHA-256 expected {expected}, found {found}; "
+            "use the shipped file, or give data of your own a system of its own (system.name=<a new name>, "
+            "system.train_file=..., system.test_file=..., with file names of their own)"
+        )
+    return found
+
+
+def _system_spec(name: str, train_file: str | None, test_file: str | None) -> dict[str, Any]:
+    """The catalogue entry of ``name``, or a file-only entry for a system of one's own (``train_file``/``test_file``)."""
+    catalogue = system_specs()
+    if not train_file and not test_file:
+        return lookup(catalogue, name, "system")
+    if not (train_file and test_file):
+        raise ValueError("a system of one's own needs both system.train_file and system.test_file")
+    if name in catalogue:
+        raise ValueError(
+            f"system.name={name!r} is a catalogued benchmark ({sorted(catalogue)}), whose files are fixed; "
+            "give data of your own a name of its own (system.name=<a new name>)"
+        )
+    return {"rhs": None, "parameters": {}, "dt": None, "files": {"train": train_file, "test": test_file}}
+
+
+def _read_rows(path: Path, rows: int, what: str) -> np.ndarray:
+    """The first ``rows`` rows of ``path`` (0 or less: all); more rows than the file has are refused."""
+    x = np.load(path).astype(np.float64)
+    if rows > x.shape[0]:
+        raise ValueError(
+            f"{what}={rows} exceeds the {x.shape[0]} rows of {path}; use {what}=0 (all rows) or at most {x.shape[0]}"
+        )
+    return x[:rows] if rows > 0 else x
+
+
 def load_system(
     name: str,
     *,
-    source: str = "auto",
+    source: str = "file",
     data_dir: str | Path = DEFAULT_DATA_DIR,
     n_train: int = 100_000,
     n_test: int = 100_000,
@@ -174,19 +232,22 @@ def load_system(
     seed: int = 0,
     inputs_train: str | None = None,
     inputs_test: str | None = None,
+    train_file: str | None = None,
+    test_file: str | None = None,
 ) -> DSRData:
     """Load or simulate a system's training and test series.
 
     The data's origin is recorded in ``DSRData.provenance``: the absolute file paths and their SHA-256, or
-    ``simulate`` with the simulator's parameters and seed, plus checksums of the final arrays. With ``source=auto``
-    and no files a warning says that the series is simulated; a ``data_dir`` other than the default that does not
-    exist (or lacks the files) is an error, never a silent switch to simulated data.
+    ``simulate`` with the simulator's parameters and seed, plus checksums of the final arrays. Nothing is ever
+    simulated in place of missing files: ``file`` (and ``auto``) refuse a missing folder or file, and a file named
+    like a shipped benchmark file must match its pinned SHA-256 (:func:`check_pinned`).
 
     Args:
-        name: a key of ``systems.json``.
-        source: ``auto`` (file if present, else simulate), ``file`` or ``simulate``.
-        data_dir: folder of the benchmark ``.npy`` files (relative to the repository root unless absolute).
-        n_train: rows of training data (files: the first ``n_train`` rows; 0 or less keeps all).
+        name: a key of ``systems.json``, or a name of one's own with ``train_file`` and ``test_file``.
+        source: ``file`` (``auto`` is the same) or ``simulate``.
+        data_dir: folder of the ``.npy`` files (relative to the repository root unless absolute).
+        n_train: rows of training data (files: the first ``n_train`` rows; 0 or less keeps all; more rows than the
+            file has are refused).
         n_test: rows of test data (same convention).
         noise_std: observation noise added to the training series, in units of each dimension's std.
         standardize: z-score with the training statistics; ``None`` means yes for simulations and no for
@@ -196,45 +257,49 @@ def load_system(
         inputs_train: ``.npy`` file of external inputs aligned with the training series (in ``data_dir`` unless
             absolute), or ``None``.
         inputs_test: the same for the test series (required when ``inputs_train`` is given).
+        train_file: training series of a system of one's own (in ``data_dir`` unless absolute); ``name`` must not
+            be a catalogued system.
+        test_file: its test series (required with ``train_file``).
     """
-    spec = lookup(system_specs(), name, "system")
+    spec = _system_spec(name, train_file, test_file)
     check_choice(source, SOURCES, "data source")
     folder = resolve_data_dir(data_dir)
-    explicit_dir = str(data_dir) != DEFAULT_DATA_DIR
-    if explicit_dir and source != "simulate" and not folder.is_dir():
-        raise ValueError(f"system.data_dir={str(data_dir)!r} does not exist (resolved to {folder}); fix the path")
-    files = spec["files"]
-    have_files = files is not None and all((folder / f).exists() for f in files.values())
-    if source == "auto" and explicit_dir and files is not None and not have_files:
-        raise ValueError(
-            f"system.data_dir={str(data_dir)!r} has no {sorted(files.values())}; fix the path or use system.source=simulate"
-        )
     provenance: dict[str, Any]
-    if source == "file" or (source == "auto" and have_files):
-        if not have_files:
-            raise ValueError(f"no data files for {name!r} in {folder}; use system.source=simulate or set system.data_dir")
-        train_path, test_path = (folder / files["train"]).resolve(), (folder / files["test"]).resolve()
-        train = np.load(train_path).astype(np.float64)
-        test = np.load(test_path).astype(np.float64)
-        train = train[:n_train] if n_train > 0 else train
-        test = test[:n_test] if n_test > 0 else test
+    if source != "simulate":
+        if parameters:
+            raise ValueError(
+                f"system.parameters={parameters} change the simulator, but system.source={source!r} reads files; "
+                "drop them or use system.source=simulate"
+            )
+        files = spec["files"]
+        if files is None:
+            raise ValueError(f"system {name!r} has no data files; use system.source=simulate")
+        if not folder.is_dir():
+            raise ValueError(
+                f"system.data_dir={str(data_dir)!r} does not exist (resolved to {folder}); fix the path (nothing is "
+                "simulated in place of the files; system.source=simulate asks for simulated data)"
+            )
+        paths = {k: (Path(f) if Path(f).is_absolute() else folder / f).resolve() for k, f in files.items()}
+        missing = sorted(str(p) for p in paths.values() if not p.is_file())
+        if missing:
+            raise ValueError(
+                f"system.data_dir={str(data_dir)!r} has no {missing}: no data files for {name!r}; fix system.data_dir "
+                "(nothing is simulated in their place; system.source=simulate asks for simulated data)"
+            )
+        digests = {k: check_pinned(p) for k, p in paths.items()}
+        train = _read_rows(paths["train"], n_train, "system.n_train")
+        test = _read_rows(paths["test"], n_test, "system.n_test")
         used = "file"
         provenance = {
             "source": "file",
-            "train_file": str(train_path),
-            "test_file": str(test_path),
-            "train_file_sha256": sha256(train_path),
-            "test_file_sha256": sha256(test_path),
+            "train_file": str(paths["train"]),
+            "test_file": str(paths["test"]),
+            "train_file_sha256": digests["train"],
+            "test_file_sha256": digests["test"],
         }
     else:
         if spec["rhs"] is None:
-            raise ValueError(f"system {name!r} is file-only and its files are missing from {folder}")
-        if source == "auto":
-            warnings.warn(
-                f"no data files for {name!r} in {folder}: using SIMULATED data (recorded in the run's provenance); "
-                "set system.source=simulate to silence this or system.data_dir to use the files",
-                stacklevel=2,
-            )
+            raise ValueError(f"system {name!r} is file-only (no simulator); use system.source=file")
         params = {**spec["parameters"], **(parameters or {})}
         train = simulate(name, n_train, seed=seed, parameters=parameters)
         test = simulate(name, n_test, seed=seed + 10_000, parameters=parameters)

@@ -40,16 +40,18 @@ def evaluate_model(
     lyapunov_steps: int = 10_000,
     gmm_precision: str = "float32",
     inputs: np.ndarray | None = None,
+    gmm_seed: int = 0,
 ) -> tuple[Metrics, np.ndarray]:
     """Run the protocol on one model; returns the metrics and the kept generated series.
 
-    ``gmm_precision`` applies to ``D_stsp`` from 6 dimensions on (``float32``: the reference's, for Table 1).
+    ``gmm_precision`` and ``gmm_seed`` (its Monte-Carlo samples) apply to ``D_stsp`` from 6 dimensions on
+    (``float32``: the reference's, for Table 1).
     ``inputs``: the test series' external inputs, or ``None``. A model with non-finite parameters scores NaN.
     """
     if not all(bool(torch.isfinite(p).all()) for m in (model, obs_model) for p in m.parameters()):
         return Metrics(float("nan"), float("nan"), float("nan"), float("nan")), np.full_like(test, np.nan)
     x_gen = generate(model, obs_model, test[0], test.shape[0], inputs)
-    d_stsp = metrics.state_space_divergence(test, x_gen, n_bins=n_bins, gmm_precision=gmm_precision)
+    d_stsp = metrics.state_space_divergence(test, x_gen, n_bins=n_bins, gmm_precision=gmm_precision, gmm_seed=gmm_seed)
     d_h = metrics.power_spectrum_distance(test, x_gen, sigma=spectrum_sigma)
     pe = metrics.prediction_error(model, obs_model, test, n=pe_steps, inputs=inputs)
     lyap = float("nan")
@@ -119,9 +121,15 @@ def evaluate_runs(cfg: DictConfig) -> list[dict[str, Any]]:
             lyapunov_steps=cfg.lyapunov_steps,
             gmm_precision=cfg.gmm_precision,
             inputs=inputs,
+            gmm_seed=int(cfg.get("seed", 0)),
         )
         ckpt = {"checkpoint": state["checkpoint_file"], "epoch": int(state.get("epoch", -1))}
-        extra = {"test_rows": int(test.shape[0]), "gmm_precision": cfg.gmm_precision, "data": data.provenance}
+        extra = {
+            "test_rows": int(test.shape[0]),
+            "gmm_precision": cfg.gmm_precision,
+            "gmm_seed": int(cfg.get("seed", 0)),
+            "data": data.provenance,
+        }
         rows.append({"run": str(run), **ckpt, **result._asdict(), **extra})
     out = Path(str(cfg.output)) if cfg.output else Path(str(cfg.runs[0])) / "eval"
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,11 @@ Sparse TF (Mikhaeil et al. 2022; Brenner et al. 2022): forced units are replaced
 
 from __future__ import annotations
 
+import math
+import warnings
+
+import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
@@ -25,6 +30,12 @@ ALPHA_METHODS = (
     "arithmetic_mean",
 )
 FORCING_METHODS = ("gtf", "stf")
+#: ``explog_approx``: singular values below this fraction of a Jacobian's largest are lifted to it (the matrix
+#: logarithm of a singular matrix does not exist; the geometric mean's limit is approached from there).
+SINGULAR_FLOOR = 1e-8
+#: ``explog_approx``: Jacobians whose eigenvector matrix is worse conditioned than this (defective or nearly so, e.g.
+#: Jordan blocks, where ``V diag(log λ) V⁻¹`` is wrong) are logged by Schur–Padé (``scipy.linalg.logm``) instead.
+EIG_COND_MAX = 1e6
 
 
 def jacobian_norm_kappa(model: LatentModel, states: Tensor, method: str) -> Tensor:
@@ -32,7 +43,8 @@ def jacobian_norm_kappa(model: LatentModel, states: Tensor, method: str) -> Tens
 
     ``explog_approx`` is the reference's ``opnorm(geomean(J_1..J_T))``: Julia's geometric mean of a list of
     matrices is ``exp(mean(log, Js))`` with the *matrix* logarithm and exponential, i.e. ``‖expm(mean_t logm J_t)‖₂``
-    (principal logarithm, complex where ``J_t`` has negative eigenvalues), not an elementwise mean.
+    (principal logarithm, complex where ``J_t`` has negative eigenvalues), not an elementwise mean. Defective
+    Jacobians (Jordan blocks) are logged by Schur–Padé and singular ones lifted (:func:`matrix_geometric_mean`).
     """
     check_choice(method, ALPHA_METHODS[1:], "alpha estimation method")
     with torch.no_grad():
@@ -49,25 +61,75 @@ def jacobian_norm_kappa(model: LatentModel, states: Tensor, method: str) -> Tens
         return torch.exp(torch.log(norms).mean(1)).max()  # product_upper_bound
 
 
-def matrix_logm(jac: Tensor) -> Tensor:
-    """Principal matrix logarithm of a batch ``(..., M, M)`` by eigendecomposition (complex128).
+def lift_singular(jac: Tensor) -> tuple[Tensor, int]:
+    """Lift singular values below ``SINGULAR_FLOOR`` × the largest (at least float64's tiny) to that floor.
 
-    ``logm(J) = V diag(log λ) V⁻¹``; exact for diagonalisable ``J`` (generic for PLRNN Jacobians). A singular ``J``
-    gives ``-inf`` entries, as ``log`` of a singular matrix does in the reference.
+    Returns the float64 matrices (unchanged where nothing was lifted) and how many matrices were lifted. The matrix
+    logarithm of a singular ``J`` does not exist (``log 0``); with the lift, ``expm(mean_t logm J_t)`` approaches the
+    geometric mean's limit (e.g. ``geomean(diag(2, 0), diag(2, 1)) = diag(2, 0)`` up to ``1e-4`` in the lifted entry).
     """
-    vals, vecs = torch.linalg.eig(jac.to(torch.float64))
-    return vecs @ torch.diag_embed(torch.log(vals)) @ torch.linalg.inv(vecs)
+    jac = jac.to(torch.float64)
+    u, sv, vh = torch.linalg.svd(jac)
+    floor = (sv[..., :1] * SINGULAR_FLOOR).clamp_min(torch.finfo(torch.float64).tiny)
+    low = (sv < floor).any(-1)
+    if not bool(low.any()):
+        return jac, 0
+    lifted = u @ torch.diag_embed(torch.maximum(sv, floor)) @ vh
+    return torch.where(low[..., None, None], lifted, jac), int(low.sum())
+
+
+def matrix_logm(jac: Tensor) -> Tensor:
+    """Principal matrix logarithm of a batch ``(..., M, M)`` of invertible matrices (complex128).
+
+    ``logm(J) = V diag(log λ) V⁻¹`` from the eigendecomposition, batched; where ``V`` is ill-conditioned
+    (``cond(V) > EIG_COND_MAX``: defective ``J`` such as Jordan blocks, for which that formula is wrong) the matrix is
+    logged by Schur–Padé inverse scaling and squaring (``scipy.linalg.logm``, as Julia's ``log``), one at a time.
+    """
+    jac = jac.to(torch.float64)
+    vals, vecs = torch.linalg.eig(jac)
+    logs = vecs @ torch.diag_embed(torch.log(vals)) @ torch.linalg.inv(vecs)
+    cond = torch.linalg.cond(vecs)
+    bad = ~(cond < EIG_COND_MAX) | ~torch.isfinite(torch.view_as_real(logs)).flatten(-3).all(-1)
+    if bool(bad.any()):
+        m = jac.shape[-1]
+        flat, flat_logs = jac.reshape(-1, m, m).cpu().numpy(), logs.reshape(-1, m, m).clone()
+        with warnings.catch_warnings():  # its a-posteriori error estimate (~1e-13 here) is not a failure
+            warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+            for i in bad.reshape(-1).nonzero().flatten().tolist():
+                log_i = np.asarray(scipy.linalg.logm(flat[i]), dtype=np.complex128)
+                flat_logs[i] = torch.as_tensor(log_i, device=logs.device)
+        logs = flat_logs.reshape(logs.shape)
+    return logs
 
 
 def matrix_geometric_mean(jac: Tensor) -> Tensor:
-    """``expm(mean_t logm J_t)`` over dimension 1 of ``(S, T, M, M)``: Julia's ``geomean`` of a vector of matrices."""
+    """``expm(mean_t logm J_t)`` over dimension 1 of ``(S, T, M, M)``: Julia's ``geomean`` of a vector of matrices.
+
+    Singular ``J_t`` are first lifted (:func:`lift_singular`) with a warning.
+    """
+    jac, n_lifted = lift_singular(jac)
+    if n_lifted:
+        warnings.warn(
+            "explog_approx: singular Jacobians (no matrix logarithm); their smallest singular values were lifted to "
+            f"{SINGULAR_FLOOR:g} x the largest, which approaches the geometric mean's limit",
+            stacklevel=2,
+        )
     return torch.linalg.matrix_exp(matrix_logm(jac).mean(1))
 
 
 def estimate_alpha(model: LatentModel, states: Tensor, method: str) -> float:
-    """``α_est = max(0, 1 − 1/κ)``."""
+    """``α_est = max(0, 1 − 1/κ)``; ``κ = 0`` (a Jacobian that is exactly 0) gives 0.
+
+    Raises:
+        RuntimeError: ``κ`` is not finite (never turned into a silent ``α_est = 0``).
+    """
     kappa = float(jacobian_norm_kappa(model, states, method))
-    if not kappa > 0:
+    if not math.isfinite(kappa):
+        raise RuntimeError(
+            f"the alpha estimate's kappa ({method}) is non-finite ({kappa}); the Jacobians at the forcing states "
+            "are not finite or the estimator failed; use another forcing.alpha_method or check the model"
+        )
+    if kappa <= 0:
         return 0.0
     return max(0.0, 1.0 - 1.0 / kappa)
 

@@ -16,7 +16,8 @@ Checkpoints: ``checkpoints/last.pt`` at every monitoring epoch and, with ``keep_
 the selection score improves (an option; the paper scores the last model, the default of ``eval_gtf``). The
 selection score is ``D_stsp`` of a protocol-style free run against the last
 ``select_len`` rows of the TRAINING series (:func:`selection_score`); the test series is only logged (``eval/``), never
-used to choose a model. Deviation: the paper keeps the last model of each run; it has no model selection.
+used to choose a model. With ``select_holdout`` those rows are held out of training (:func:`fit_rows`), so the score
+is measured on unseen data. Deviation: the paper keeps the last model of each run; it has no model selection.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def load_data(cfg: DictConfig) -> DSRData:
         seed=cfg.seed,
         inputs_train=s.get("inputs_train"),
         inputs_test=s.get("inputs_test"),
+        train_file=s.get("train_file"),
+        test_file=s.get("test_file"),
     )
 
 
@@ -101,6 +104,18 @@ def check_config(cfg: DictConfig, data: DSRData) -> None:
     if not 0.0 <= cfg.mar_ratio <= 1.0:
         raise ValueError(f"mar_ratio must be in [0, 1], got {cfg.mar_ratio}")
     check_series(data.train, f"{data.name} training data", min_rows=cfg.seq_len + 1)
+    if cfg.get("select_holdout", False):
+        if not 0 < cfg.select_len < data.train.shape[0]:
+            raise ValueError(
+                f"select_holdout needs 0 < select_len < {data.train.shape[0]} (the training rows), got {cfg.select_len}"
+            )
+        check_series(data.train[: fit_rows(cfg, data)], f"{data.name} training data before the held-out tail", cfg.seq_len + 1)
+
+
+def fit_rows(cfg: DictConfig, data: DSRData) -> int:
+    """Rows of the training series that batches are drawn from: all, or those before the held-out selection tail."""
+    n = data.train.shape[0]
+    return n - int(cfg.select_len) if cfg.get("select_holdout", False) else n
 
 
 def sample_batch(
@@ -293,6 +308,8 @@ def load_run(
     if recorded and recorded.get("source") == "file":
         cfg.system.source = "file"
         cfg.system.data_dir = str(Path(recorded["train_file"]).parent)
+        if cfg.system.get("train_file"):  # a system of one's own: the recorded absolute paths
+            cfg.system.train_file, cfg.system.test_file = recorded["train_file"], recorded["test_file"]
     elif recorded and recorded.get("source") == "simulate":
         cfg.system.source = "simulate"
     data = load_data(cfg)
@@ -329,8 +346,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     params = [*model.parameters(), *obs_model.parameters()]
     optimizer = torch.optim.RAdam(params, lr=cfg.lr, betas=(0.9, 0.999))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=lr_decay(cfg.lr, cfg.lr_end, cfg.epochs))
-    train_t = torch.as_tensor(data.train, dtype=dtype, device=device)
-    inputs_t = None if data.inputs_train is None else torch.as_tensor(data.inputs_train, dtype=dtype, device=device)
+    n_fit = fit_rows(cfg, data)
+    train_t = torch.as_tensor(data.train[:n_fit], dtype=dtype, device=device)
+    inputs_t = None if data.inputs_train is None else torch.as_tensor(data.inputs_train[:n_fit], dtype=dtype, device=device)
+    select_on = "holdout" if cfg.get("select_holdout", False) else "train"
     f = cfg.forcing
     controller = AlphaController(f.alpha_method, f.alpha, f.gamma, f.update_every)
     mask = obs_model.forced_units(f.partial).to(device, dtype)
@@ -384,13 +403,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             }
             save_checkpoint(ckpt, model, obs_model, data, extra)
             saved_epoch = epoch + 1
-            if cfg.keep_best:
+            if cfg.keep_best or select_on == "holdout":
                 score = selection_score(model, obs_model, data.train, cfg.select_len, data.inputs_train)
-                writer.add_scalar("select/d_stsp_train", score, n_updates)
-                if score < best_score:
+                writer.add_scalar(f"select/d_stsp_{select_on}", score, n_updates)
+                if cfg.keep_best and score < best_score:
                     best_score, best_epoch = score, epoch + 1
-                    save_checkpoint(best_ckpt, model, obs_model, data, {**extra, "select_d_stsp_train": score})
-                result["select_d_stsp_train"] = score
+                    save_checkpoint(best_ckpt, model, obs_model, data, {**extra, f"select_d_stsp_{select_on}": score})
+                result[f"select_d_stsp_{select_on}"] = score
         if over_budget:
             status = f"CPU-time budget of {cfg.time_budget_s:.0f} s reached after epoch {epoch + 1}"
             break
@@ -399,7 +418,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     writer.close()
     result["train_cpu_seconds"] = time.process_time() - start
     if best_epoch > 0:
-        result.update(best_epoch=best_epoch, best_select_d_stsp_train=best_score)
+        result.update({"best_epoch": best_epoch, f"best_select_d_stsp_{select_on}": best_score})
     if status != "done":
         tqdm.write(f"train_gtf: {status}")
     result["nan"] = float(status.startswith("non-finite"))

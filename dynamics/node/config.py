@@ -88,6 +88,9 @@ class RegConfig:
         agg: ``mean``, ``sum`` or ``max`` over accepted steps.
         local_mode: ``unbiased``, ``biased`` (both: the initial-step heuristic at t*, as the reference) or
             ``biased_taken`` (ours: the step the solver took from t*) for the local variants.
+        local_k1_grad: local variants only: ``false`` (default, LocalRegNeuralDE.jl) takes ``k1 = f(t*, y*)`` of the
+            extra step as a constant, so the gradient is not the penalty's; ``true`` computes ``k1`` on the graph: the
+            exact gradient of the reported penalty at fixed step size.
         kinetic: RNODE kinetic-energy weight.
         jacobian: RNODE Jacobian-norm weight.
         stiff_weight: stiffness weight inside ``error_stiff``.
@@ -103,6 +106,7 @@ class RegConfig:
     horizon: int | None = None
     agg: str = "mean"
     local_mode: str = "unbiased"
+    local_k1_grad: bool = False
     kinetic: float = 1.0
     jacobian: float = 1.0
     stiff_weight: float = 0.1

@@ -1,6 +1,8 @@
 """Regularizers of neural ODEs: solver heuristics (ERNODE, SRNODE, local) and peers (RNODE), plus schedules.
 
 - ``error`` (ERNODE, Pal et al. ICML 2021, arXiv 2105.03918): ``agg_j E_j * dt_j`` over accepted steps, dt detached.
+  ``E_j`` is torchdiffeq's Dormand-Prince-Shampine error estimate, exactly 2/3 of the standard DP5 one (Hairer's
+  ``b - b̂``, e.g. OrdinaryDiffEq's ``DP5``), so the penalty is 2/3 of a DP5 ERNODE's at the same steps.
 - ``stiffness`` (SRNODE, same paper): ``agg_j lambda_j / stability_size``; the reference uses ``max``, not times dt.
 - ``error_stiff``: per step ``E_j * dt_j + 0.1 * S_j``, then the aggregation (``error_stiff_est`` of RegNeuralDE.jl).
 - ``local_error`` / ``local_stiffness`` (Pal, Edelman, Rackauckas, ICML 2023, arXiv 2303.02262): one extra
@@ -9,12 +11,18 @@
   is the initial-step heuristic at ``(t*, y*)`` in both modes, as LocalRegNeuralDE.jl builds a fresh integrator there:
   ``unbiased`` draws t* ~ U(t0, T), ``biased`` draws t* among the accepted step starts. ``biased_taken`` (ours, not in
   the reference) uses the step the solver actually took from there instead. Deviation: the step is a Dopri5 step
-  (torchdiffeq 0.2.5 has no Tsit5), so the stiffness value is divided by DP5's stability size.
+  (torchdiffeq 0.2.5 has no Tsit5), so the stiffness value is divided by DP5's stability size. ``local_k1_grad``:
+  ``False`` (default, the reference) treats the step's first stage ``k1 = f(t*, y*)`` as a constant, so the gradient
+  is not that of the penalty; ``True`` computes ``k1`` on the graph (the penalty's exact gradient at fixed step).
 - ``rnode`` (Finlay et al., arXiv 2002.02798): kinetic energy ``int ||f||^2`` plus Jacobian Frobenius norm
   ``int ||df/dz||_F^2`` (Hutchinson, one vjp), integrated as augmented states that do not drive the step size.
 - ``steer`` (Ghosh et al., arXiv 2006.10711): no penalty; during training each output time after ``t0`` moves by
   ``U(-b, b)`` times the smallest grid spacing (end time ``T' ~ U(T - b, T + b)`` for ``[0, T = 1]``, as RegNeuralDE.jl).
-- ``taynode`` (Kelly et al., arXiv 2007.04504): ``int mean_i (d^K z_i / dt^K)^2 dt`` as an augmented state, the K-th
+  ``b`` is capped at 0.5, half the smallest spacing, so the jittered grid stays increasing; Ghosh et al. jitter one
+  end time and allow any ``b < T``, so on a multi-point grid (spiral, latent) the jitter is smaller than theirs.
+- ``taynode`` (Kelly et al., arXiv 2007.04504): ``int mean_i (d^K z_i / dt^K)^2 dt`` as an augmented state (the MEAN
+  over the state's ``D`` dimensions, then over the batch, as easy-neural-ode's code; the paper writes the squared
+  norm, ``D`` times larger, so its coefficients transfer only up to that factor), the K-th
   total time derivative by K - 1 nested forward-mode jvps (``torch.func.jvp``; PyTorch has no Taylor mode), whose
   cost roughly doubles per order (digits, forward + backward: 3.7x a vanilla solve at K = 2, 8.5x at K = 3; JAX's
   ``jet``, used by Kelly et al., grows about linearly). The rate state enters the step-size control, as in
@@ -76,8 +84,12 @@ class RegSpec:
         kinetic: RNODE weight of the kinetic energy.
         jacobian: RNODE weight of the Jacobian Frobenius norm.
         stiff_weight: weight of the stiffness term in ``error_stiff``.
-        steer_b: STEER half-width, in units of the smallest grid spacing (0 < b <= 0.5).
+        steer_b: STEER half-width, in units of the smallest grid spacing (0 < b <= 0.5: half the spacing at most, so
+            the jittered grid stays increasing).
         taylor_order: TayNODE's derivative order K (1 <= K <= 4).
+        local_k1_grad: local variants: ``False`` (LocalRegNeuralDE.jl) takes the extra step's first stage
+            ``k1 = f(t*, y*)`` as a constant, so the gradient is not that of the penalty; ``True`` puts ``k1`` on the
+            graph, giving the penalty's exact gradient at fixed step size.
     """
 
     name: str
@@ -88,11 +100,16 @@ class RegSpec:
     stiff_weight: float = 0.1
     steer_b: float = 0.5
     taylor_order: int = 3
+    local_k1_grad: bool = False
 
     def __post_init__(self) -> None:
         check_regularizer(self.name, self.agg, self.local_mode)
         if not 0 < self.steer_b <= 0.5:
             raise ValueError(f"steer_b must lie in (0, 0.5] (keeps the jittered grid increasing), got {self.steer_b}")
+        if self.local_k1_grad and self.name not in LOCAL_REGULARIZERS:
+            raise ValueError(
+                f"local_k1_grad applies to the local regularizers {list(LOCAL_REGULARIZERS)} only, got reg={self.name!r}"
+            )
         if not 1 <= self.taylor_order <= 4:
             raise ValueError(f"taylor_order must be 1..4 (cost grows as 2^K), got {self.taylor_order}")
 

@@ -9,7 +9,8 @@ torchdiffeq's own ``odeint``::
     ys = odeint(func, y0, t, method="dopri5_reg", options={"recorder": rec})
     penalty = torch.stack(rec.errors).mean()          # ERNODE, mean aggregation
 
-On every **accepted** step the recorder keeps the solver's scaled error ratio ``E_j`` (with its graph), the
+On every **accepted** step the recorder keeps the solver's scaled error ratio ``E_j`` (with its graph; torchdiffeq's
+dopri5 uses Shampine's embedded pair, whose error vector is exactly 2/3 of the standard DP5 estimate ``b - b̂``), the
 product ``E_j * dt_j`` with ``dt_j`` detached, and (optionally) the stiffness estimate of Hairer & Wanner, Solving
 ODEs II, Sec. IV.2 (dominant eigenvalue from the two stages at ``t + dt``); accepted and rejected steps are counted.
 References: Pal, Ma, Shah, Rackauckas, "Opening the Blackbox", ICML 2021 (arXiv 2105.03918).

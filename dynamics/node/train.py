@@ -30,7 +30,10 @@ def build_reg(cfg: DictConfig, adjoint: bool) -> RegSpec:
     """Validated ``RegSpec`` from ``cfg.reg`` (refuses global penalties under the adjoint, with the reason)."""
     r = cfg.reg
     check_regularizer(r.name, r.agg, r.local_mode, adjoint)
-    return RegSpec(r.name, r.agg, r.local_mode, r.kinetic, r.jacobian, r.stiff_weight, float(r.steer_b), int(r.taylor_order))
+    return RegSpec(
+        r.name, r.agg, r.local_mode, r.kinetic, r.jacobian, r.stiff_weight, float(r.steer_b), int(r.taylor_order),
+        bool(r.get("local_k1_grad", False)),
+    )  # fmt: skip
 
 
 def check_combination(cfg: DictConfig, reg: RegSpec) -> None:

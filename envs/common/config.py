@@ -21,7 +21,8 @@ class RunConfig:
         name: the run's name, the second level of the run directory.
         seed: the seed of every generator (``envs.common.seed_everything``) and of env resets.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
-        run_dir: set by tests or callers outside Hydra; inside Hydra the job's output folder is used.
+        run_dir: for tests and callers outside Hydra; a Hydra script refuses it (its folder is ``hydra.run.dir``;
+            ``envs.common.launch``).
     """
 
     script: str = "???"
