@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -161,17 +159,6 @@ def attacker_view(game: AdversarialMujocoEnv, protagonist: SupportsPredict, cont
     return AdversaryView(game, opponent=protagonist, append_context=True, context=extra, context_bounds=(extra, extra))
 
 
-def _save_atomic(model: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def train_attacker(
     view: AdversaryView,
     settings: AttackSettings,
@@ -190,7 +177,7 @@ def train_attacker(
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
-    from envs.common import log_config, make_writer, seed_everything
+    from envs.common import atomic_save, log_config, make_writer, seed_everything
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +199,7 @@ def train_attacker(
                     writer.add_scalar("best_response/protagonist_return", -ret, self.num_timesteps)
                     writer.add_scalar("best_response/episode_length", int(info["episode"]["l"]), self.num_timesteps)
             if self.num_timesteps in paths:
-                _save_atomic(self.model, paths[self.num_timesteps])
+                atomic_save(paths[self.num_timesteps], self.model.save)
             return True
 
     env = Monitor(view)
