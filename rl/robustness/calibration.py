@@ -103,7 +103,6 @@ def train_protagonist(
 
     from envs.adversarial.views import ProtagonistView
     from envs.common import atomic_save, make_writer, seed_everything
-    from rl.qarl.state import load_buffer_state
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +112,7 @@ def train_protagonist(
     if final.exists():
         done = SAC.load(final, device=device).num_timesteps
         kept = _read_buffer(final_buffer, done) if done < int(steps) and _has_buffer(final_buffer) else None
-        if kept is None:
+        if kept is None:  # done, or its buffer is missing or of another step: reused as it is
             return final
     seed_everything(int(seed))
     view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
@@ -121,7 +120,7 @@ def train_protagonist(
     model = None
     if kept is not None:  # a finished one, asked for more steps
         model = SAC.load(final, env=view, device=device)
-        load_buffer_state(model.replay_buffer, kept)
+        _load_buffer(model, kept)
     elif partial.exists() and _has_buffer(buffer):
         model = SAC.load(partial, env=view, device=device)
         state = _read_buffer(buffer, model.num_timesteps)
@@ -129,7 +128,7 @@ def train_protagonist(
             print(f"{partial} and {buffer} were saved at different steps (a crash between the writes): starting over")
             model = None
         else:
-            load_buffer_state(model.replay_buffer, state)
+            _load_buffer(model, state)
     if model is None:
         model = SAC(
             "MlpPolicy",
@@ -183,6 +182,13 @@ def _read_buffer(path: Path, num_timesteps: int) -> dict[str, Any] | None:
     state = load_state_file(path)
     saved = state.get("num_timesteps")
     return None if saved is not None and int(saved) != int(num_timesteps) else state
+
+
+def _load_buffer(model: Any, state: dict[str, Any]) -> None:
+    """Restore what :func:`_read_buffer` returned into ``model``'s (same-sized) replay buffer."""
+    from rl.qarl.state import load_buffer_state
+
+    load_buffer_state(model.replay_buffer, state)
 
 
 def _has_buffer(path: Path) -> bool:
