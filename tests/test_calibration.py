@@ -142,3 +142,50 @@ def test_policy_entropy_of_a_fresh_policy():
     obs = np.zeros((50, view.observation_space.shape[0]), dtype=np.float32)
     # tanh of N(mu ~ 0, 1) (SB3's initial log std is 0): 0.5 log(2 pi e) + E[log(1 - tanh(u)^2)] = 1.419 - 0.750
     assert policy_entropy(model, obs, samples=400) == pytest.approx(0.669, abs=0.06)
+
+
+def test_partial_checkpoint_is_atomic_and_a_torn_pair_is_never_resumed(tmp_path, monkeypatch, capsys):
+    """Issue 27 item 7: ``partial.zip`` and its buffer are written atomically, buffer first; a crash while writing
+    either leaves a pair that is resumed only when both hold the same step (else the training starts over)."""
+    from stable_baselines3 import SAC
+
+    from envs.common.io import load_state_file
+    from rl.robustness import calibration
+
+    out = tmp_path / "protagonist"
+    kw = dict(horizon=20, net_arch=(8,), learning_starts=50, checkpoint_every=50)
+    save_buffer = calibration._save_buffer
+    calls = []
+
+    def crash_on_second_buffer(model, path):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError("disk full while writing the buffer")
+        save_buffer(model, path)
+
+    monkeypatch.setattr(calibration, "_save_buffer", crash_on_second_buffer)
+    with pytest.raises(OSError, match="disk full"):
+        calibration.train_protagonist("InvertedPendulum", 200, out, **kw)
+    # the pair of the first checkpoint is intact and consistent (the zip is written after its buffer)
+    assert SAC.load(out / "partial.zip").num_timesteps == 50 == load_state_file(out / "partial_buffer.pt")["num_timesteps"]
+    monkeypatch.setattr(calibration, "_save_buffer", save_buffer)
+
+    # a crash inside SB3's save of the zip leaves the old zip whole (the half-written file was a temporary one)
+    save = SAC.save
+
+    def crash_inside_save(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a zip")
+        raise OSError("killed while writing the zip")
+
+    monkeypatch.setattr(SAC, "save", crash_inside_save)
+    with pytest.raises(OSError, match="killed"):
+        calibration.train_protagonist("InvertedPendulum", 200, out, **kw)
+    monkeypatch.setattr(SAC, "save", save)
+    assert sorted(p.name for p in out.iterdir() if p.name != "tensorboard") == ["partial.zip", "partial_buffer.pt"]
+    # the buffer of step 100 was written, the zip is still the one of step 50: a torn pair, not resumed
+    assert SAC.load(out / "partial.zip").num_timesteps == 50
+    assert load_state_file(out / "partial_buffer.pt")["num_timesteps"] == 100
+    capsys.readouterr()
+    path = calibration.train_protagonist("InvertedPendulum", 200, out, **kw)
+    assert "starting over" in capsys.readouterr().out
+    assert SAC.load(path).num_timesteps == 200 and not (out / "partial.zip").exists()

@@ -228,6 +228,37 @@ def test_make_writer_and_log_config(tmp_path: Path) -> None:
     assert text.startswith("```yaml") and "name: n_5" in text
 
 
+def test_log_hparams_writes_one_session_with_the_public_api(tmp_path, monkeypatch):
+    """Issue 27 item 5: the HParams session is written with ``add_hparams``, not the private file writer."""
+    import sys
+
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from torch.utils.tensorboard import SummaryWriter
+
+    from envs.common.tensorboard import log_hparams
+
+    private = SummaryWriter._get_file_writer
+    callers = []
+
+    def spy(self):
+        callers.append(sys._getframe(1).f_globals["__name__"])
+        return private(self)
+
+    monkeypatch.setattr(SummaryWriter, "_get_file_writer", spy)
+    folder = tmp_path / "tensorboard" / "hparams"
+    log_hparams(folder, {"algo": {"name": "qarl"}, "seed": 3}, {"eval/return": 1.0})
+    log_hparams(folder, {"algo": {"name": "qarl"}, "seed": 3}, {"eval/return": 2.0, "eval/missing": float("nan")})
+    assert callers and set(callers) == {"torch.utils.tensorboard.writer"}  # only torch calls its private method
+    assert [p.parent for p in (tmp_path / "tensorboard").rglob("events.out.tfevents.*")] == [folder] * 2
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["algo.name"].string_value == "qarl" and session.hparams["seed"].number_value == 3
+    assert [(e.step, e.value) for e in acc.Scalars("eval/return")] == [(0, 2.0)]  # the latest call's session only
+    assert acc.Tags()["scalars"] == ["eval/return"]
+
+
 def test_atomic_files_get_the_usual_permissions(tmp_path):
     import os
     import stat
@@ -247,7 +278,6 @@ def test_checkpoints_and_attackers_get_the_usual_permissions(tmp_path, monkeypat
 
     import envs.common.io as io
     from rl.qarl.checkpoint import CheckpointManager
-    from rl.robustness.best_response import _save_atomic
 
     class Agent:
         def save(self, path: Path) -> None:
@@ -257,7 +287,7 @@ def test_checkpoints_and_attackers_get_the_usual_permissions(tmp_path, monkeypat
     old = os.umask(0o022)
     try:
         folder = CheckpointManager(tmp_path / "checkpoints").save(3, {"protagonist": Agent()}, {"it": 3}, {"x": 1})
-        _save_atomic(Agent(), tmp_path / "adversary_60.zip")
+        io.atomic_save(tmp_path / "adversary_60.zip", Agent().save)  # how best_response saves its attackers
     finally:
         os.umask(old)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755

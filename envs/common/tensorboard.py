@@ -49,22 +49,17 @@ def log_hparams(logdir: str | Path, cfg: DictConfig | dict[str, Any], metrics: d
 
     The metrics are also written as scalars (step 0) in the same folder, which the HParams dashboard reads. The
     folder holds one session: event files of an earlier call are removed first (the latest values replace them).
+    Written with the public ``SummaryWriter.add_hparams`` (``run_name="."``: the session goes into ``logdir`` itself,
+    beside the writer's own empty event file, and nothing is written outside it).
 
     Returns:
         ``logdir``.
     """
-    from torch.utils.tensorboard.summary import hparams
-
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob("events.out.tfevents.*"):
         old.unlink()
     finite = {k: float(v) for k, v in metrics.items() if v is not None and float(v) == float(v)}
-    experiment, start, end = hparams(flatten_config(cfg), finite)
     with SummaryWriter(log_dir=str(logdir)) as writer:
-        file_writer = writer._get_file_writer()
-        for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
-        for key, value in finite.items():
-            writer.add_scalar(key, value, 0)
+        writer.add_hparams(flatten_config(cfg), finite, run_name=".", global_step=0)
     return logdir

@@ -60,6 +60,7 @@ from rl.qarl.modes import (
     resolve_mode,
     teacher_from_state,
 )
+from rl.qarl.progress import PROGRESS_FILE, ProgressCSV
 from rl.qarl.sac import QARLSAC
 from rl.qarl.state import agent_state, env_state, global_rng_state, load_agent_state, load_env_state, load_global_rng_state
 from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
@@ -150,7 +151,9 @@ class QARLTrainer:
         self.alpha_init = float(cfg.curriculum.nu_init) / self.scaling.rate
         self.alpha_target = float(cfg.curriculum.nu_target) / self.scaling.rate
 
-        self.logger = Logger(str(run.tensorboard), [make_output_format("tensorboard", str(run.tensorboard))])
+        # the scalars go to TensorBoard and to progress.csv (the report reads the CSV: rl.qarl.progress)
+        self.progress = ProgressCSV(run.root / PROGRESS_FILE)
+        self.logger = Logger(str(run.tensorboard), [make_output_format("tensorboard", str(run.tensorboard)), self.progress])
         self.protagonist_env = self._make_player_env("protagonist")
         self.protagonist = self._make_agent(self.protagonist_env, "protagonist")
         self.adversary_env: EpisodeContext | None = None
@@ -419,8 +422,12 @@ class QARLTrainer:
         return self.checkpoints.save(self.state.iteration, self.agents(), summary, resume_state)
 
     def load(self, checkpoint: Path, verify: bool = True) -> None:
-        """Restore the full state of a checkpoint folder (see :meth:`state_dict`); ``verify``: check its SHA-256 first."""
+        """Restore the full state of a checkpoint folder (see :meth:`state_dict`); ``verify``: check its SHA-256 first.
+
+        ``progress.csv`` drops the rows after the checkpoint's step.
+        """
         self.load_state_dict(load_resume_state(checkpoint, self.device, verify=verify))
+        self.progress.truncate(self.state.protagonist_steps)
 
     def algo_state_dict(self) -> dict[str, Any]:
         """Method-specific schedules for the checkpoint (``extra["algo"]``): CAT's budget curriculum.

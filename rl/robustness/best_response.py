@@ -38,7 +38,8 @@ from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.episodes import context_value
 from envs.adversarial.policies import SupportsPredict
 from envs.adversarial.views import AdversaryView
-from envs.common.io import atomic_save
+
+LOCK_FILE = ".lock"  # in an attacker's folder, held while it is trained
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,6 @@ def attacker_view(game: AdversarialMujocoEnv, protagonist: SupportsPredict, cont
     return AdversaryView(game, opponent=protagonist, append_context=True, context=extra, context_bounds=(extra, extra))
 
 
-def _save_atomic(model: Any, path: Path) -> None:
-    atomic_save(path, model.save)  # the usual file permissions (mkstemp's own are 0600)
-
-
 def train_attacker(
     view: AdversaryView,
     settings: AttackSettings,
@@ -182,7 +179,7 @@ def train_attacker(
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
-    from envs.common import log_config, make_writer, seed_everything
+    from envs.common import atomic_save, log_config, make_writer, seed_everything
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,7 +201,7 @@ def train_attacker(
                     writer.add_scalar("best_response/protagonist_return", -ret, self.num_timesteps)
                     writer.add_scalar("best_response/episode_length", int(info["episode"]["l"]), self.num_timesteps)
             if self.num_timesteps in paths:
-                _save_atomic(self.model, paths[self.num_timesteps])
+                atomic_save(paths[self.num_timesteps], self.model.save)
             return True
 
     env = Monitor(view)
@@ -255,32 +252,38 @@ def get_attackers(
     """The best-response adversaries of a run at every budget: loaded when saved, else trained now.
 
     ``weights_only`` loads the run's protagonist weights-only (see :func:`rl.qarl.checkpoint.load_policies`).
+    Training holds the lock ``<folder>/.lock`` (:func:`rl.robustness.runs.locked`): an evaluation that finds another
+    one training the same attacker waits for it, then reuses what it saved.
 
     Returns:
         budget -> model path, and whether they were trained in this call (``False``: reused).
     """
     from envs.adversarial.demo import make_game
+    from envs.common.io import atomic_write_text
     from rl.qarl.checkpoint import load_policies
     from rl.qarl.modes import evaluation_alpha, resolve_mode
+    from rl.robustness.runs import locked
 
     policies = load_policies(run_dir, device=device, weights_only=weights_only)
     cfg = policies.config
     steps = int(horizon if horizon is not None else cfg.budget.horizon)
     folder, paths = attacker_paths(run_dir, policies.checkpoint.name, steps, settings)
-    if all(p.exists() for p in paths.values()):
+    if all(p.exists() for p in paths.values()):  # each zip is written atomically: these are complete
         return paths, False
-    env_cfg = dict(cfg.env)
-    env_cfg["max_episode_steps"] = steps
-    game = make_game(env_cfg)
-    try:
-        view = attacker_view(game, policies.protagonist, resolve_mode(cfg.algo).context, evaluation_alpha(cfg))
-        (folder / "settings.json").parent.mkdir(parents=True, exist_ok=True)
-        meta = asdict(settings) | {"run": str(run_dir), "checkpoint": policies.checkpoint.name, "horizon": steps}
-        (folder / "settings.json").write_text(json.dumps(meta, indent=1, default=list))
-        desc = f"best response to {run_dir} ({policies.checkpoint.name})"
-        return train_attacker(view, settings, folder, device, progress, desc), True
-    finally:
-        game.close()
+    with locked(folder / LOCK_FILE, f"training the attacker {folder.name}"):
+        if all(p.exists() for p in paths.values()):  # trained by the evaluation we waited for
+            return paths, False
+        env_cfg = dict(cfg.env)
+        env_cfg["max_episode_steps"] = steps
+        game = make_game(env_cfg)
+        try:
+            view = attacker_view(game, policies.protagonist, resolve_mode(cfg.algo).context, evaluation_alpha(cfg))
+            meta = asdict(settings) | {"run": str(run_dir), "checkpoint": policies.checkpoint.name, "horizon": steps}
+            atomic_write_text(folder / "settings.json", json.dumps(meta, indent=1, default=list))
+            desc = f"best response to {run_dir} ({policies.checkpoint.name})"
+            return train_attacker(view, settings, folder, device, progress, desc), True
+        finally:
+            game.close()
 
 
 def load_attacker(

@@ -30,6 +30,7 @@ import numpy as np
 from envs.adversarial.env import AdversarialMujocoEnv
 from envs.adversarial.episodes import run_episodes
 from envs.adversarial.policies import SupportsPredict
+from envs.common.io import atomic_write_text
 
 
 def random_return(env: str, episodes: int = 20, horizon: int = 500, gamma: float = 0.99, seed: int = 0) -> dict[str, Any]:
@@ -87,6 +88,10 @@ def train_protagonist(
     weights-only state files (:func:`rl.qarl.state.buffer_state`); the ``.zip`` files are SB3's, and loading one
     unpickles objects stored in it (runs code): use a ``out_dir`` only from a trusted source.
 
+    Every file is written atomically (:func:`envs.common.io.atomic_save`), the buffer before its zip, and the buffer
+    records the step it was saved at: a crash between the two writes leaves a zip and a buffer of different steps,
+    which is never resumed (a partial pair starts over, a finished protagonist is reused without its buffer).
+
     Raises:
         envs.common.io.UnsafeStateFileError: the folder holds an older pickled buffer (``*.pkl``) that is needed; the
             message says how to convert it.
@@ -97,24 +102,34 @@ def train_protagonist(
     from stable_baselines3.common.monitor import Monitor
 
     from envs.adversarial.views import ProtagonistView
-    from envs.common import make_writer, seed_everything
+    from envs.common import atomic_save, make_writer, seed_everything
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     final, partial, buffer = out / "protagonist.zip", out / "partial.zip", out / "partial_buffer.pt"
     final_buffer = out / "buffer.pt"
-    if final.exists() and (SAC.load(final, device=device).num_timesteps >= int(steps) or not _has_buffer(final_buffer)):
-        return final
+    kept = None
+    if final.exists():
+        done = SAC.load(final, device=device).num_timesteps
+        kept = _read_buffer(final_buffer, done) if done < int(steps) and _has_buffer(final_buffer) else None
+        if kept is None:  # done, or its buffer is missing or of another step: reused as it is
+            return final
     seed_everything(int(seed))
     view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
     writer = make_writer(out)
-    if final.exists():  # a finished one, asked for more steps
+    model = None
+    if kept is not None:  # a finished one, asked for more steps
         model = SAC.load(final, env=view, device=device)
-        _load_buffer(model, final_buffer)
+        _load_buffer(model, kept)
     elif partial.exists() and _has_buffer(buffer):
         model = SAC.load(partial, env=view, device=device)
-        _load_buffer(model, buffer)
-    else:
+        state = _read_buffer(buffer, model.num_timesteps)
+        if state is None:
+            print(f"{partial} and {buffer} were saved at different steps (a crash between the writes): starting over")
+            model = None
+        else:
+            _load_buffer(model, state)
+    if model is None:
         model = SAC(
             "MlpPolicy",
             view,
@@ -133,8 +148,8 @@ def train_protagonist(
                 if "episode" in info:
                     writer.add_scalar("calibration/protagonist_return", float(info["episode"]["r"]), self.num_timesteps)
             if self.num_timesteps % int(checkpoint_every) == 0:
-                self.model.save(partial)
-                _save_buffer(model, buffer)
+                _save_buffer(self.model, buffer)  # first: a crash while writing it (the long write) keeps the old pair
+                atomic_save(partial, self.model.save)
             return True
 
     remaining = int(steps) - int(model.num_timesteps)
@@ -142,27 +157,38 @@ def train_protagonist(
     if remaining > 0:
         model.learn(total_timesteps=remaining, callback=Saver(), reset_num_timesteps=False, progress_bar=progress)
     writer.close()
-    model.save(final)
     _save_buffer(model, final_buffer)
+    atomic_save(final, model.save)
     partial.unlink(missing_ok=True)
     buffer.unlink(missing_ok=True)
     return final
 
 
 def _save_buffer(model: Any, path: Path) -> None:
-    """Write ``model``'s replay buffer (its filled rows) as a weights-only state file."""
+    """Write ``model``'s replay buffer (its filled rows) and its step count as a weights-only state file."""
     from envs.common.io import atomic_torch_save
     from rl.qarl.state import buffer_state
 
-    atomic_torch_save(buffer_state(model.replay_buffer), path)
+    atomic_torch_save(buffer_state(model.replay_buffer) | {"num_timesteps": int(model.num_timesteps)}, path)
 
 
-def _load_buffer(model: Any, path: Path) -> None:
-    """Restore what :func:`_save_buffer` wrote into ``model``'s (same-sized) replay buffer."""
+def _read_buffer(path: Path, num_timesteps: int) -> dict[str, Any] | None:
+    """What :func:`_save_buffer` wrote, or ``None`` when it was saved at another step than ``num_timesteps``.
+
+    Buffers without a step count (written before issue 27, or converted from a pickled one) are taken as they are.
+    """
     from envs.common.io import load_state_file
+
+    state = load_state_file(path)
+    saved = state.get("num_timesteps")
+    return None if saved is not None and int(saved) != int(num_timesteps) else state
+
+
+def _load_buffer(model: Any, state: dict[str, Any]) -> None:
+    """Restore what :func:`_read_buffer` returned into ``model``'s (same-sized) replay buffer."""
     from rl.qarl.state import load_buffer_state
 
-    load_buffer_state(model.replay_buffer, load_state_file(path))
+    load_buffer_state(model.replay_buffer, state)
 
 
 def _has_buffer(path: Path) -> bool:
@@ -291,7 +317,7 @@ def rationality_check(
     game.close()
     p0, mu = result["p0_mean"], result["mu_mean"]
     result["passed"] = bool(p0["entropy"] > mu["entropy"] and p0["return_drop"] < mu["return_drop"])
-    (out / "rationality.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "rationality.json", json.dumps(result, indent=1))
     return result
 
 
@@ -381,7 +407,7 @@ def calibrate(cfg: Any) -> dict[str, Any]:
             device=str(cfg.device),
         )
     result["seconds"] = time.perf_counter() - start
-    (run.root / "calibration.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(run.root / "calibration.json", json.dumps(result, indent=1))
     j_rand = result["random"]["random_return"]
     print(
         f"{spec.name}: c = {c:.3f} (protagonist return {result['competent']['return_mean']:.1f} over "

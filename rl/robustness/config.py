@@ -116,7 +116,7 @@ class ReportQARLConfig(RunConfig):
         curve_points: points of the common step grid the seeds are interpolated on.
         include_unfinished: also report runs without ``done.json`` (marked unfinished); by default they are
             skipped and listed.
-        bootstrap_reps: resamples of rliable's stratified bootstrap.
+        bootstrap_reps: resamples of the stratified bootstrap (rliable's method, seeded).
         primary_metric: the metric of the probability-of-improvement table and the second performance profile.
     """
 

@@ -42,9 +42,11 @@ from rl.robustness.best_response import AttackSettings, get_attackers, settings_
 from rl.robustness.fixed_attacks import describe
 from rl.robustness.output import log_to_tensorboard, write_results
 from rl.robustness.result import RobustnessResult, summary_line
-from rl.robustness.runs import find_runs, inspect_run
+from rl.robustness.runs import find_runs, inspect_run, locked
 from rl.robustness.tasks import ATTACKS, SWEEPS, make_grid, make_tasks, sweep_values
 from rl.robustness.workers import Evaluator, run_tasks
+
+RESULTS_LOCK = ".robustness.lock"  # in the run folder, held while an evaluation writes its results
 
 
 def evaluate_run(
@@ -230,6 +232,11 @@ def evaluate_run(
 def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
     """The body of ``scripts/eval_robustness.py``: evaluate every run matched by ``cfg.run`` and write its results.
 
+    Several evaluations of one run may run at once (e.g. ``-m attack=best_response,both`` under the joblib
+    launcher): each attacker is trained once under its folder's lock (:func:`rl.robustness.best_response.get_attackers`)
+    and each evaluation writes its results and TensorBoard summaries holding ``<run>/.robustness.lock``, so the files
+    are those of one evaluation, whole (the later one's).
+
     Returns:
         The results, and the runs that could not be evaluated with the reason (a single run given
         explicitly raises instead).
@@ -275,9 +282,10 @@ def evaluate(cfg: DictConfig) -> tuple[list[RobustnessResult], dict[str, str]]:
             print(f"skipped {run}: {e}")
             continue
         out = Path(cfg.out) / run.parent.name / run.name if cfg.out and len(runs) > 1 else Path(cfg.out or run / "robustness")
-        write_results(result, out)
-        if cfg.tensorboard:
-            log_to_tensorboard(result, cfg)
+        with locked(Path(result.run) / RESULTS_LOCK, f"writing the results of {result.run}"):
+            write_results(result, out)  # the files of one result, whole (a later evaluation's replace them)
+            if cfg.tensorboard:
+                log_to_tensorboard(result, cfg)  # one HParams session: neither deletes the other's mid-write
         print(summary_line(result) + f" -> {out}")
         for failure in result.failures:
             print(

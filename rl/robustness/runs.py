@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +64,26 @@ def find_runs(patterns: str | Sequence[str]) -> list[Path]:
         return (path / "config.yaml").exists() and (path / "checkpoints").is_dir()
 
     return glob_run_dirs(patterns, is_run, "run directory (a folder with config.yaml and checkpoints/)")
+
+
+@contextmanager
+def locked(path: Path, what: str) -> Iterator[None]:
+    """Hold the lock file ``path`` (``filelock``) for the block; another process holding it is waited for, with a note.
+
+    Two evaluations of one run at once (``-m attack=best_response,both`` under the joblib launcher, two jobs on a
+    cluster) share the run's caches: the lock makes one train an attacker while the other waits and then reuses it, and
+    keeps their result writes apart. The lock is released when the block ends or the process dies.
+    """
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another evaluation {what} (lock {path})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -12,7 +12,7 @@ from scipy import stats
 
 from rl.robustness.report.groups import Report, score_columns
 from rl.robustness.report.records import METRIC_TITLES
-from rl.robustness.report.stats import _bootstrap_seeded, performance_profiles
+from rl.robustness.report.stats import performance_profiles
 
 
 def plot_performance_profiles(
@@ -77,7 +77,6 @@ def robustness_profiles(report: Report, group: str, levels: int = 41) -> dict[st
 def plot_robustness_profile(report: Report, group: str, reps: int, path: Path) -> bool:
     """Fraction of grid cells above each return level, per method, with a stratified-bootstrap band over seeds."""
     import matplotlib.pyplot as plt
-    from rliable import library as rly
 
     from rl.robustness.plots import plt as _agg  # noqa: F401  (selects the Agg backend)
 
@@ -89,8 +88,7 @@ def plot_robustness_profile(report: Report, group: str, reps: int, path: Path) -
         line = ax.plot(taus, fraction, label=method)[0]
         cells = _grid_cells(report, group, method)
         if len(cells) > 1 and np.isfinite(cells).all():
-            with _bootstrap_seeded(0):
-                _, cis = rly.create_performance_profile({method: cells}, taus, reps=reps)
+            _, cis = performance_profiles({method: list(cells.T)}, taus, reps)  # cells resampled over seeds
             ax.fill_between(taus, cis[method][0], cis[method][1], color=line.get_color(), alpha=0.2)
     ax.set_xlabel("return level")
     ax.set_ylabel("fraction of grid cells above it")

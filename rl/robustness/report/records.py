@@ -1,4 +1,4 @@
-"""One run as the report sees it: its config, ``done.json``, TensorBoard scalars and ``robustness.json``."""
+"""One run as the report sees it: its config, ``done.json``, logged scalars (``progress.csv``) and ``robustness.json``."""
 
 from __future__ import annotations
 
@@ -170,12 +170,25 @@ def read_scalars(tensorboard: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+def read_curves(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A run's logged scalars as ``tag -> (steps, values)``: its ``progress.csv``, else its TensorBoard events.
+
+    Runs started before ``progress.csv`` existed (:mod:`rl.qarl.progress`) have only the events; the CSV holds the same
+    scalars and reads about 10 times faster.
+    """
+    from rl.qarl.progress import PROGRESS_FILE, read_progress
+
+    if (root / PROGRESS_FILE).exists():
+        return read_progress(root / PROGRESS_FILE)
+    return read_scalars(root / "tensorboard") if (root / "tensorboard").is_dir() else {}
+
+
 def read_run(root: Path, source: str = "auto") -> RunRecord | None:
     """Read one run; ``None`` when ``source='robustness'`` and it has no robustness JSON."""
     check_choice(source, SOURCES, "source")
     cfg = OmegaConf.load(root / "config.yaml")
     assert isinstance(cfg, DictConfig)
-    curves = read_scalars(root / "tensorboard") if (root / "tensorboard").is_dir() else {}
+    curves = read_curves(root)
     robustness = root / "robustness" / "robustness.json"
     grid, sweeps, attacks = None, None, None
     if source != "tensorboard" and robustness.exists():

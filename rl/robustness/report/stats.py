@@ -1,4 +1,12 @@
-"""Statistics over seeds: Student-t intervals and ``rliable``'s IQM and probability of improvement (Agarwal et al., 2021)."""
+"""Statistics over seeds: Student-t intervals and rliable's IQM, probability of improvement and performance profiles.
+
+rliable (Agarwal et al., 2021) gives each with a stratified-bootstrap interval.
+The bootstrap is computed here (:func:`stratified_bootstrap`) with a seeded ``numpy.random.Generator``: rliable's
+``StratifiedBootstrap`` draws its indices from NumPy's global generator (``np.random.choice``; its
+``random_state`` argument is not used for them), so it could only be made reproducible by reseeding the global
+generator. It is the same method (each task's runs resampled with replacement, percentile interval); a test checks
+the intervals against rliable's within Monte-Carlo error. rliable itself is only needed by that test.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ def student_t_interval(values: Sequence[float], confidence: float = 0.95) -> Sum
     return Summary(float(x.mean()), t * float(x.std(ddof=1)) / math.sqrt(len(x)), len(x))
 
 
-# ------------------------------------------------------------------------------------------ rliable statistics
+# ------------------------------------------------------------------------------------------ rliable's statistics
 @dataclass
 class Interval:
     """A point estimate with a bootstrap confidence interval."""
@@ -58,32 +66,18 @@ class Interval:
         return f"{self.value:.1f} [{self.low:.1f}, {self.high:.1f}]"
 
 
-def _bootstrap_seeded(seed: int) -> Any:
-    """Seed NumPy's global generator (rliable's stratified bootstrap draws from it) and restore it afterwards."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def scope() -> Any:
-        state = np.random.get_state()
-        np.random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(state)
-
-    return scope()
+def _iqm(x: np.ndarray) -> float:
+    """Interquartile mean of every entry (rliable's ``metrics.aggregate_iqm``: a 25% trimmed mean)."""
+    return float(stats.trim_mean(x, proportiontocut=0.25, axis=None))
 
 
 def iqm_intervals(scores: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> list[Interval]:
-    """Interquartile mean of each column of a ``(runs, k)`` matrix with its stratified-bootstrap interval (rliable).
+    """Interquartile mean of each column of a ``(runs, k)`` matrix with its stratified-bootstrap interval.
 
-    The columns are separate quantities (metrics) measured on the same runs: rliable's stratified bootstrap resamples
-    the runs of each column independently, and the function returns the IQM per column (rliable's
-    ``aggregate_iqm``, a 25% trimmed mean, applied to each column), so one bootstrap serves all of them.
+    The columns are separate quantities (metrics) measured on the same runs: the stratified bootstrap
+    (:func:`stratified_bootstrap`) resamples the runs of each column independently, and the function returns the IQM
+    per column (a 25% trimmed mean of each column), so one bootstrap serves all of them.
     """
-    from rliable import library as rly
-    from rliable import metrics
-
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 2 or scores.size == 0:
         return [Interval(float("nan"), float("nan"), float("nan"), 0) for _ in range(scores.shape[-1] if scores.ndim else 0)]
@@ -92,39 +86,27 @@ def iqm_intervals(scores: np.ndarray, reps: int = 2000, confidence: float = 0.95
     if not good:
         return out
     x = scores[:, good]
-    values = [float(metrics.aggregate_iqm(x[:, [k]])) for k in range(x.shape[1])]
+    values = [_iqm(x[:, k]) for k in range(x.shape[1])]
     if x.shape[0] < 2:
         for k, v in zip(good, values, strict=True):
             out[k] = Interval(v, float("nan"), float("nan"), x.shape[0])
         return out
-    with _bootstrap_seeded(seed):
-        _, intervals = rly.get_interval_estimates(
-            {"x": x},
-            lambda a: stats.trim_mean(a, proportiontocut=0.25, axis=0),
-            reps=reps,
-            confidence_interval_size=confidence,
-        )
+    low, high = stratified_bootstrap([list(x.T)], lambda a: stats.trim_mean(a, 0.25, axis=0), reps, confidence, seed)
     for col, (k, v) in enumerate(zip(good, values, strict=True)):
-        out[k] = Interval(v, float(intervals["x"][0, col]), float(intervals["x"][1, col]), x.shape[0])
+        out[k] = Interval(v, float(low[col]), float(high[col]), x.shape[0])
     return out
 
 
 def iqm_interval(scores: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> Interval:
     """Interquartile mean over all entries of a ``(runs, tasks)`` matrix and its stratified-bootstrap interval."""
-    from rliable import library as rly
-    from rliable import metrics
-
     scores = np.asarray(scores, dtype=float)
-    if scores.size == 0 or not np.isfinite(scores).all():
+    if scores.ndim != 2 or scores.size == 0 or not np.isfinite(scores).all():
         return Interval(float("nan"), float("nan"), float("nan"), 0)
-    value = float(metrics.aggregate_iqm(scores))
+    value = _iqm(scores)
     if scores.shape[0] < 2:
         return Interval(value, float("nan"), float("nan"), scores.shape[0])
-    with _bootstrap_seeded(seed):
-        _, intervals = rly.get_interval_estimates(
-            {"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, confidence_interval_size=confidence
-        )
-    return Interval(value, float(intervals["x"][0, 0]), float(intervals["x"][1, 0]), scores.shape[0])
+    low, high = stratified_bootstrap([list(scores.T)], _iqm, reps, confidence, seed)
+    return Interval(value, float(low[0]), float(high[0]), scores.shape[0])
 
 
 def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -141,18 +123,15 @@ def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def probability_of_improvement(
     x: np.ndarray, y: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:
-    """P(X > Y) averaged over tasks, with rliable's stratified-bootstrap interval; ``x``, ``y``: (runs, tasks)."""
-    from rliable import library as rly
-
+    """P(X > Y) averaged over tasks with its stratified-bootstrap interval; ``x``, ``y``: (runs, tasks)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if min(x.shape[0], y.shape[0]) < 1 or x.shape[1] != y.shape[1]:
         return Interval(float("nan"), float("nan"), float("nan"), 0)
     value = float(_improvement(x, y)[0])
     if min(x.shape[0], y.shape[0]) < 2:
         return Interval(value, float("nan"), float("nan"), 1)
-    with _bootstrap_seeded(seed):
-        _, intervals = rly.get_interval_estimates({"p": [x, y]}, _improvement, reps=reps, confidence_interval_size=confidence)
-    return Interval(value, float(intervals["p"][0, 0]), float(intervals["p"][1, 0]), min(len(x), len(y)))
+    low, high = stratified_bootstrap([list(x.T), list(y.T)], _improvement, reps, confidence, seed)
+    return Interval(value, float(low[0]), float(high[0]), min(len(x), len(y)))
 
 
 # ------------------------------------------------------------------------------------------ seeds x envs, any seed counts
@@ -175,6 +154,15 @@ def _equal_counts(*methods: Sequence[np.ndarray]) -> bool:
     return all(len({len(c) for c in columns}) <= 1 for columns in methods)
 
 
+def _resampler(columns: Sequence[np.ndarray]) -> Any:
+    """A function of a generator that returns one stratified resample of ``columns`` as an :func:`equal_weight` matrix."""
+    columns = [np.asarray(c, dtype=float) for c in columns]
+    if _equal_counts(columns):  # one draw for the whole (runs, tasks) matrix, as rliable's StratifiedBootstrap
+        matrix = equal_weight(columns)
+        return lambda rng: np.take_along_axis(matrix, rng.integers(0, len(matrix), matrix.shape), axis=0)
+    return lambda rng: equal_weight([c[rng.integers(0, len(c), len(c))] for c in columns])
+
+
 def stratified_bootstrap(
     methods: Sequence[Sequence[np.ndarray]],
     statistic: Any,
@@ -186,13 +174,12 @@ def stratified_bootstrap(
 
     ``methods``: per method, one array of scores per env (any counts). Each resample draws, for every method and env,
     as many seeds as it has, with replacement (rliable's stratified bootstrap, which needs equal counts), then
-    applies ``statistic`` to the :func:`equal_weight` matrices. Returns the lower and upper bounds (arrays).
+    applies ``statistic`` to the :func:`equal_weight` matrices. The draws come from ``numpy.random.default_rng(seed)``
+    (NumPy's global generator is neither used nor reseeded). Returns the lower and upper bounds (arrays).
     """
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(int(reps)):
-        samples = [equal_weight([c[rng.integers(0, len(c), len(c))] for c in columns]) for columns in methods]
-        values.append(np.atleast_1d(statistic(*samples)))
+    resamplers = [_resampler(columns) for columns in methods]
+    values = [np.atleast_1d(statistic(*(draw(rng) for draw in resamplers))) for _ in range(int(reps))]
     low, high = np.percentile(np.array(values), [50.0 * (1.0 - confidence), 50.0 * (1.0 + confidence)], axis=0)
     return low, high
 
@@ -200,8 +187,8 @@ def stratified_bootstrap(
 def aggregate_iqm(columns: Sequence[np.ndarray], reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> Interval:
     """IQM over seeds x envs with its interval; ``columns``: one array of scores per env, any seed counts.
 
-    Equal counts: :func:`iqm_interval` (rliable) unchanged. Otherwise every env weighs the same (:func:`equal_weight`)
-    and the interval is :func:`stratified_bootstrap`'s.
+    Equal counts: :func:`iqm_interval` unchanged. Otherwise every env weighs the same (:func:`equal_weight`) and the
+    interval is :func:`stratified_bootstrap`'s with each env's own count.
     """
     columns = [np.asarray(c, dtype=float) for c in columns]
     if _equal_counts(columns):
@@ -221,7 +208,7 @@ def aggregate_improvement(
 ) -> Interval:
     """P(X > Y) averaged over envs, each env with all its seeds; ``x``, ``y``: one array per env, any counts.
 
-    Equal counts per method: :func:`probability_of_improvement` (rliable) unchanged. Otherwise each env's P(X > Y)
+    Equal counts per method: :func:`probability_of_improvement` unchanged. Otherwise each env's P(X > Y)
     uses all the seeds of both methods there, the envs weigh the same, and the interval is
     :func:`stratified_bootstrap`'s.
     """
@@ -243,20 +230,14 @@ def performance_profiles(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fraction of scores above each ``tau`` (envs weighed the same) and its 95% band, per method; any seed counts.
 
-    Equal counts for every method: rliable's ``create_performance_profile`` unchanged; otherwise the profile of the
-    :func:`equal_weight` matrix with :func:`stratified_bootstrap`'s band. Returns ``(profiles, bands)``, a band being
-    ``(2, len(taus))`` as rliable's.
+    Equal counts for every method: rliable's ``create_performance_profile`` (the fraction of all scores above each
+    ``tau``); otherwise the profile of the :func:`equal_weight` matrix. The band is :func:`stratified_bootstrap`'s.
+    Returns ``(profiles, bands)``, a band being ``(2, len(taus))`` as rliable's.
     """
-    from rliable import library as rly
-
     taus = np.asarray(taus, dtype=float)
-    if _equal_counts(*methods.values()):
-        with _bootstrap_seeded(seed):
-            profiles, bands = rly.create_performance_profile({m: equal_weight(c) for m, c in methods.items()}, taus, reps=reps)
-        return dict(profiles), dict(bands)
 
     def profile(x: np.ndarray) -> np.ndarray:
-        return np.array([float(np.mean(x > t)) for t in taus])
+        return (x.reshape(-1, 1) > taus.reshape(1, -1)).mean(axis=0)
 
     out, cis = {}, {}
     for method, columns in methods.items():
