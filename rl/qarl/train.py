@@ -76,6 +76,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     device = resolve_device(cfg.device)
     run = _open_run(setup)
     trainer = QARLTrainer(cfg, run, device)
+    print(trainer.update_mode.describe())
     if setup.checkpoint is not None:
         trainer.load(setup.checkpoint)
         _mark_resumed(run, cfg)

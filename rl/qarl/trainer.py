@@ -63,6 +63,7 @@ from rl.qarl.modes import (
 )
 from rl.qarl.sac import QARLSAC, PerSampleTemperatureSAC
 from rl.qarl.state import agent_state, env_state, global_rng_state, load_agent_state, load_env_state, load_global_rng_state
+from rl.qarl.update_mode import train_update_mode
 from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
 
 # The layout of a checkpoint's resume state (``resume.pt``); a different version cannot be resumed.
@@ -153,6 +154,7 @@ class QARLTrainer:
 
         self.logger = Logger(str(run.tensorboard), [make_output_format("tensorboard", str(run.tensorboard))])
         self.protagonist_env = self._make_player_env("protagonist")
+        self.update_mode = train_update_mode(cfg, self.protagonist_env, self.mode.adversary, device)  # sac.update etc.
         self.protagonist = self._make_agent(self.protagonist_env, "protagonist")
         self.adversary_env: EpisodeContext | None = None
         self.adversary: QARLSAC | None = None
@@ -226,6 +228,7 @@ class QARLTrainer:
             seed=int(self.cfg.seed) + (0 if player == "protagonist" else 1),
             device=self.device,
             verbose=0,
+            **self.update_mode.agent_kwargs(),
             **extra,
         )
         model.set_logger(self.logger)
@@ -479,6 +482,8 @@ class QARLTrainer:
             self.logger.record(key, value)
         self.logger.record("time/env_steps_total", self.state.env_steps)
         self.logger.record("time/protagonist_steps", self.state.protagonist_steps)
+        for agent in self.agents().values():  # the fast update's losses (read here, not per update; raises if not finite)
+            agent.flush_training_stats()
         self.logger.dump(step=self.state.protagonist_steps)
 
     def close(self) -> None:
