@@ -37,7 +37,7 @@ class FastSAC:
             views of stacked tensors and its critic optimiser is pointed at them.
         compile: run the loss functions compiled (``torch.compile``).
         precision: ``fp32`` or ``bf16`` (autocast of the matrix products).
-        stats: names of the logged values, in the order the agent's step adds them.
+        stats: names of the values the agent's step may log.
     """
 
     def __init__(self, agent: Any, compile: bool, precision: str, stats: Sequence[str] = SAC_STATS) -> None:
@@ -138,7 +138,7 @@ class FastSAC:
         if log_coef is not None:
             self.step_temperature(agent.log_ent_coef, agent.ent_coef_optimizer, out["temperature_grad"])
         self.step_critic(out["critic_grads"])
-        values = [ent_coef.mean(), out["critic_loss"]]
+        values = {"ent_coef": ent_coef.mean(), "critic_loss": out["critic_loss"]}
         if update_actor:
             loss, grads = k.sac_actor_phase(
                 self.actor_params,
@@ -152,9 +152,9 @@ class FastSAC:
                 bf16,
             )
             apply_gradients(agent.actor.optimizer, self.actor_params, grads)
-            values.append(loss)
+            values["actor_loss"] = loss
             if log_coef is not None:
-                values.append(out["temperature_loss"])
+                values["ent_coef_loss"] = out["temperature_loss"]
         if polyak:
             self.polyak()
         self.stats.add(values)

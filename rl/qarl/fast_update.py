@@ -205,22 +205,28 @@ class PendingStats:
     """Running sums of logged values on the device, read at the logging cadence only.
 
     Args:
-        names: the logged values, in the order :meth:`add` receives them (a prefix of them each update).
+        names: the values that may be logged.
         device: where the sums live.
     """
 
     def __init__(self, names: Sequence[str], device: th.device) -> None:
         self.names = tuple(names)
+        self.device = device
         self.sums = th.zeros(len(self.names), dtype=th.float64, device=device)
         self.bad = th.zeros((), dtype=th.float64, device=device)  # non-positive replay temperatures seen
         self.counts = np.zeros(len(self.names), dtype=np.int64)
         self.since_check = 0
+        self._index: dict[tuple[str, ...], tuple[th.Tensor, np.ndarray]] = {}
 
-    def add(self, values: Sequence[th.Tensor]) -> None:
-        """Add this update's values (the first ``len(values)`` names)."""
-        n = len(values)
-        self.sums[:n] += th.stack([v.detach().reshape(()) for v in values]).to(th.float64)
-        self.counts[:n] += 1
+    def add(self, values: dict[str, th.Tensor]) -> None:
+        """Add this update's values (scalar tensors by name) to the sums, on the device."""
+        key = tuple(values)
+        if key not in self._index:  # one device index per set of names, made once
+            rows = np.array([self.names.index(name) for name in key])
+            self._index[key] = (th.as_tensor(rows, device=self.device), rows)
+        index, rows = self._index[key]
+        self.sums.index_add_(0, index, th.stack([v.reshape(()) for v in values.values()]).to(th.float64))
+        self.counts[rows] += 1
         self.since_check += 1
 
     def _read(self, prefix: str, n_updates: int) -> list[float]:
@@ -231,11 +237,12 @@ class PendingStats:
                 f"{prefix}: {int(values[-1])} replay samples had a non-positive temperature in the updates before update "
                 f"{n_updates} (alpha=0 data must never be stored)"
             )
-        for name, total, count in zip(self.names, values, self.counts, strict=False):
-            if count and not math.isfinite(total):
-                raise LossNotFiniteError(
-                    f"{prefix}/{name} is {total} (not finite) in the {count} updates before update {n_updates}"
-                )
+        bad = [
+            f"{prefix}/{n}={v}" for n, v, c in zip(self.names, values, self.counts, strict=False) if c and not math.isfinite(v)
+        ]
+        if bad:
+            updates = int(self.counts.max())
+            raise LossNotFiniteError(f"not finite: {', '.join(bad)} (sums of the {updates} updates before update {n_updates})")
         return values
 
     def check(self, prefix: str, n_updates: int) -> None:
