@@ -52,7 +52,7 @@ def run_fixed(model, data, noises, updates=10):
         state["i"], state["j"] = state["i"] + 1, 0
         return data[state["i"]]
 
-    def rsample(self, sample_shape=th.Size()):  # the reference path's draws, in SB3's order
+    def rsample(self, sample_shape=()):  # the reference path's draws, in SB3's order
         state["j"] += 1
         return self.loc + noises[state["i"]][state["j"] - 1] * self.scale
 
@@ -83,7 +83,7 @@ def test_actor_forward_and_grads_match_sb3_and_autograd(clamped):
     if clamped:  # push the first log-std below SB3's clamp (-20): its gradient must vanish there
         with th.no_grad():
             params[-1].add_(th.tensor([-40.0, 0.0]))
-    with mock.patch.object(th.distributions.Normal, "rsample", lambda self, shape=th.Size(): self.loc + eps * self.scale):
+    with mock.patch.object(th.distributions.Normal, "rsample", lambda self, shape=(): self.loc + eps * self.scale):
         sb3_actions, sb3_log_prob = actor.action_log_prob(obs)
     actions, log_prob, saved = fk.actor_forward([p.detach() for p in params], obs, eps, False)
     th.testing.assert_close(actions, sb3_actions, rtol=1e-5, atol=1e-6)
@@ -248,14 +248,14 @@ def test_compile_auto_weighs_the_compile_time_against_the_run(monkeypatch):
     monkeypatch.setattr("rl.qarl.update_mode.compiler_missing", lambda device: "no C++ compiler on PATH")
     assert not resolve_update_mode("fast", "auto", "fp32", th.device("cpu"), LONG).compile
     assert resolve_update_mode("fast", False, "fp32", th.device("cpu"), LONG).compile is False  # YAML's booleans
-    with pytest.raises(ValueError, match="sac.compile=true, but no C"):
+    with pytest.raises(ValueError, match=r"sac\.compile=true, but no C"):
         resolve_update_mode("fast", True, "fp32", th.device("cpu"), TINY)
 
 
 def test_bad_update_keys_are_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"sac.precision='fp16' is not one of \['auto', 'fp32', 'bf16'\]"):
         resolve_update_mode("fast", "auto", "fp16", th.device("cpu"), TINY)
-    with pytest.raises(ValueError, match="need sac.update=fast"):
+    with pytest.raises(ValueError, match=r"need sac\.update=fast"):
         resolve_update_mode("reference", "true", "fp32", th.device("cpu"), TINY)
     reference = resolve_update_mode("reference", "auto", "auto", th.device("cpu"), TINY)
     assert (reference.update, reference.compile, reference.precision) == ("reference", False, "fp32")

@@ -77,12 +77,16 @@ def train_protagonist(
     checkpoint_every: int = 10_000,
     device: str = "cpu",
     progress: bool = False,
+    update: str = "fast",
+    compile: str = "auto",
+    precision: str = "auto",
 ) -> Path:
     """Train (or finish training) a plain SB3 SAC protagonist against zero force; returns ``protagonist.zip``.
 
     A partly trained protagonist is checkpointed every ``checkpoint_every`` steps with its replay buffer
     (``partial.zip``, ``partial_buffer.pkl``) and continued from there by a later call; a finished one is reused,
-    or continued (with its kept buffer, ``buffer.pkl``) when a later call asks for more steps.
+    or continued (with its kept buffer, ``buffer.pkl``) when a later call asks for more steps. Its updates run on the
+    fast SAC path (``update``/``compile``/``precision`` as ``train_qarl``'s ``sac.*``; SB3's SAC and ``.zip``).
     """
     import torch as th
     from stable_baselines3 import SAC
@@ -91,6 +95,8 @@ def train_protagonist(
 
     from envs.adversarial.views import ProtagonistView
     from envs.common import make_writer, seed_everything
+    from rl.qarl.sac import QARLSAC
+    from rl.qarl.update_mode import RunEstimate, estimate_update_seconds, resolve_update_mode, updates_of
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,14 +107,18 @@ def train_protagonist(
     seed_everything(int(seed))
     view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
     writer = make_writer(out)
+    obs_dim, action_dim = (int(np.prod(space.shape or ())) for space in (view.observation_space, view.action_space))
+    seconds = estimate_update_seconds(obs_dim, action_dim, [int(n) for n in net_arch], 256, th.device(device))
+    estimate = RunEstimate(updates_of(int(steps), int(learning_starts), 1, 1), seconds, 1)
+    mode = resolve_update_mode(update, compile, precision, th.device(device), estimate).agent_kwargs()
     if final.exists():  # a finished one, asked for more steps
-        model = SAC.load(final, env=view, device=device)
+        model = QARLSAC.load(final, env=view, device=device, **mode)
         model.load_replay_buffer(final_buffer)
     elif partial.exists() and buffer.exists():
-        model = SAC.load(partial, env=view, device=device)
+        model = QARLSAC.load(partial, env=view, device=device, **mode)
         model.load_replay_buffer(buffer)
     else:
-        model = SAC(
+        model = QARLSAC(
             "MlpPolicy",
             view,
             learning_starts=int(learning_starts),
@@ -116,6 +126,7 @@ def train_protagonist(
             seed=int(seed),
             device=device,
             verbose=0,
+            **mode,
         )
 
     class Saver(BaseCallback):

@@ -27,6 +27,7 @@ class BestResponseConfig:
         train_freq: env steps between updates.
         gradient_steps: gradient steps per update.
         seed: its seed (it is reused when trained with the same settings before).
+        update, compile, precision: how its SAC update runs, as ``sac.update/compile/precision`` of ``train_qarl``.
     """
 
     steps: int = 20_000
@@ -40,6 +41,9 @@ class BestResponseConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     seed: int = 0
+    update: str = "fast"
+    compile: str = "auto"
+    precision: str = "auto"
 
 
 @dataclass

@@ -252,6 +252,7 @@ class MixedNESAC(QARLSAC):
             bf16,
         )
         if log_coef is not None:
+            assert self.log_ent_coef is not None
             fast.step_temperature(self.log_ent_coef, self.ent_coef_optimizer, out["temperature_grad"])
         if update_actor:
             adv_grad = out["adversary_temperature_grad"]
@@ -276,6 +277,11 @@ class MixedNESAC(QARLSAC):
         if polyak:
             fast.polyak()
         fast.stats.add(values)
+
+
+def _mix(action: th.Tensor, adversary_action: th.Tensor, delta: th.Tensor) -> th.Tensor:
+    """:func:`mix_actions` with ``delta`` as a 0-d tensor (one compiled graph whatever its value)."""
+    return mix_actions(action, adversary_action, delta)  # type: ignore[arg-type]
 
 
 def mixedne_critic_phase(
@@ -313,7 +319,7 @@ def mixedne_critic_phase(
             out["adversary_temperature_loss"], out["adversary_temperature_grad"] = loss, grad
     next_actions, next_log_prob = sample_actions(actor, next_obs, eps[2], bf16)
     next_adv, _ = sample_actions(adversary, next_obs, eps[3], bf16)
-    next_q = critic_forward(target_weights, target_biases, next_obs, mix_actions(next_actions, next_adv, delta), bf16)[0]
+    next_q = critic_forward(target_weights, target_biases, next_obs, _mix(next_actions, next_adv, delta), bf16)[0]
     target = rewards + (1.0 - dones) * discount * (next_q.amin(dim=0) - ent_coef * next_log_prob)
     out["critic_loss"], out["critic_grads"] = critic_loss_grads(weights, biases, obs, actions, target, bf16)
     return out
@@ -333,7 +339,7 @@ def mixedne_protagonist_phase(
     bf16: bool,
 ) -> tuple[th.Tensor, list[th.Tensor]]:
     """``L_pi = mean[beta log pi(a|s) - min_j Q_j(s, mix(a, a_adv))]`` (``a_adv`` fixed) and its gradients in pi."""
-    min_q, d_mixed = min_q_action_grad(weights, biases, obs, mix_actions(actions, adv_actions, delta), bf16)
+    min_q, d_mixed = min_q_action_grad(weights, biases, obs, _mix(actions, adv_actions, delta), bf16)
     scale = 1.0 / obs.shape[0]
     loss = (ent_coef * log_prob - min_q).mean()
     return loss, actor_grads(actor, saved, -scale * (1.0 - delta) * d_mixed, (ent_coef * scale).expand_as(log_prob), bf16)
@@ -355,7 +361,7 @@ def mixedne_adversary_phase(
 ) -> tuple[th.Tensor, list[th.Tensor]]:
     """``L_adv = mean[beta_adv log pi_adv(a_adv|s) + min_j Q_j(s, mix(a, a_adv))]`` with a fresh ``a`` of the updated pi."""
     fresh, _ = sample_actions(actor, obs, eps, bf16)
-    min_q, d_mixed = min_q_action_grad(weights, biases, obs, mix_actions(fresh, adv_actions, delta), bf16)
+    min_q, d_mixed = min_q_action_grad(weights, biases, obs, _mix(fresh, adv_actions, delta), bf16)
     scale = 1.0 / obs.shape[0]
     loss = (adv_ent_coef * adv_log_prob + min_q).mean()
     d_log_prob = (adv_ent_coef * scale).expand_as(adv_log_prob)
