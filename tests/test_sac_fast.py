@@ -1,5 +1,5 @@
 """The fast SAC update (issue 22): explicit gradients against autograd, the fast path against SB3's update, logging
-without host syncs, the save format, and how ``sac.update/compile/precision`` resolve."""
+without host syncs, the save format, and how ``sac.engine/compile/precision`` resolve."""
 
 from unittest import mock
 
@@ -25,7 +25,7 @@ def make(cls=QARLSAC, update="fast", arch=(32, 32), **kw):
     th.manual_seed(0)
     model = cls(
         "MlpPolicy", TinyEnv(), policy_kwargs={"net_arch": list(arch)}, learning_starts=0, batch_size=B, seed=0,
-        sac_update=update, **kw,
+        sac_engine=update, **kw,
     )  # fmt: skip
     model.set_logger(configure(None, [""]))
     return model
@@ -166,14 +166,14 @@ def test_stacked_critics_share_storage_with_sb3_modules(tmp_path):
     th.testing.assert_close(stacked.weights[1][1], fast.critic.q_networks[1][2].weight.detach(), rtol=0, atol=0)
     # save with the fast path, load into the reference path and back: same networks, optimisers back to their mode
     fast.save(tmp_path / "fast.zip")
-    reference = QARLSAC.load(tmp_path / "fast.zip", env=TinyEnv(), sac_update="reference")
-    assert reference._fast is None and reference.sac_update == "reference"
+    reference = QARLSAC.load(tmp_path / "fast.zip", env=TinyEnv(), sac_engine="reference")
+    assert reference._fast is None and reference.sac_engine == "reference"
     for key, value in fast.policy.state_dict().items():
         assert th.equal(value, reference.policy.state_dict()[key]), key
     reference.learn(5, reset_num_timesteps=False)  # the reference path restores SB3's (unfused) Adam
     assert not reference.critic.optimizer.param_groups[0]["fused"]
     reference.save(tmp_path / "reference.zip")
-    again = QARLSAC.load(tmp_path / "reference.zip", env=TinyEnv(), sac_update="fast")
+    again = QARLSAC.load(tmp_path / "reference.zip", env=TinyEnv(), sac_engine="fast")
     for key, value in reference.policy.state_dict().items():
         assert th.equal(value, again.policy.state_dict()[key]), key
     th.testing.assert_close(again._fast.target.weights[0][0], again.critic_target.q_networks[0][0].weight.detach())
@@ -184,9 +184,9 @@ def test_stacked_critics_share_storage_with_sb3_modules(tmp_path):
 def test_unsupported_policies_are_refused():
     with pytest.raises(ValueError, match="gSDE"):
         make(use_sde=True)
-    with pytest.raises(ValueError, match="sac_update='bogus' is not one of"):
+    with pytest.raises(ValueError, match="sac_engine='bogus' is not one of"):
         make(update="bogus")
-    with pytest.raises(ValueError, match="need sac_update=fast"):
+    with pytest.raises(ValueError, match="need sac_engine=fast"):
         make(update="reference", sac_precision="bf16")
 
 
@@ -228,7 +228,7 @@ def test_non_positive_replay_temperature_raises():
         model.flush_training_stats()
 
 
-# ---------------------------------------------------------------------------- sac.update / compile / precision
+# ---------------------------------------------------------------------------- sac.engine / compile / precision
 TINY = RunEstimate(updates=200, update_seconds=1e-3, agents=2)
 LONG = RunEstimate(updates=3_000_000, update_seconds=0.017, agents=2)
 
@@ -255,10 +255,10 @@ def test_compile_auto_weighs_the_compile_time_against_the_run(monkeypatch):
 def test_bad_update_keys_are_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"sac.precision='fp16' is not one of \['auto', 'fp32', 'bf16'\]"):
         resolve_update_mode("fast", "auto", "fp16", th.device("cpu"), TINY)
-    with pytest.raises(ValueError, match=r"need sac\.update=fast"):
+    with pytest.raises(ValueError, match=r"need sac\.engine=fast"):
         resolve_update_mode("reference", "true", "fp32", th.device("cpu"), TINY)
     reference = resolve_update_mode("reference", "auto", "auto", th.device("cpu"), TINY)
-    assert (reference.update, reference.compile, reference.precision) == ("reference", False, "fp32")
+    assert (reference.engine, reference.compile, reference.precision) == ("reference", False, "fp32")
 
 
 def test_update_flops_count_the_paper_networks():
@@ -281,3 +281,27 @@ def test_compiled_fp32_equals_eager_fp32(case):
         th.testing.assert_close(compiled.policy.state_dict()[key], value, rtol=1e-5, atol=1e-7, msg=key)
     for key, value in eager.logger.name_to_value.items():
         assert compiled.logger.name_to_value[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_resume_keeps_the_runs_update_mode_and_notes_a_change(tmp_path, capsys):
+    from omegaconf import OmegaConf, open_dict
+
+    from rl.qarl.setup import merge_resume_config
+    from tests.qarl_helpers import tiny_cfg
+
+    given = tiny_cfg(tmp_path)
+    assert given.sac.engine == "fast" and given.sac.compile == "auto" and given.sac.precision == "auto"
+    old_run = OmegaConf.create(OmegaConf.to_container(given))
+    with open_dict(old_run):
+        del old_run.sac["engine"], old_run.sac["compile"], old_run.sac["precision"]  # saved before issue 22
+    assert merge_resume_config(old_run, given, changed=set()).sac.engine == "reference"  # it was trained so
+    assert "changes on resume" not in capsys.readouterr().out
+    merged = merge_resume_config(old_run, given, changed={"sac.engine"})
+    assert merged.sac.engine == "fast"
+    assert "sac.engine 'reference' -> 'fast'" in capsys.readouterr().out
+    with open_dict(given):
+        given.sac.precision = "fp16"
+    with pytest.raises(ValueError, match="is not one of"):
+        from rl.qarl.config import validate_train_config
+
+        validate_train_config(given)

@@ -97,7 +97,7 @@ class AlgoConfig:
 class SACConfig:
     """Hyperparameters of both SAC agents (specs/qarl.md §5), and how their update runs (:mod:`rl.qarl.update_mode`).
 
-    ``update``: ``fast`` (batched critics, fused optimisers, no host sync per update) or ``reference`` (SB3's own
+    ``engine``: ``fast`` (batched critics, fused optimisers, no host sync per update) or ``reference`` (SB3's own
     update). ``compile``: ``auto`` (compile when it costs < 2% of the run's estimated update time), ``true`` or
     ``false``. ``precision``: ``auto`` (fp32 until the bf16 parity table exists), ``fp32`` or ``bf16``.
     """
@@ -116,7 +116,7 @@ class SACConfig:
     actor_learning_starts: int = 5000
     protagonist_ent_coef_init: float = 0.005
     adversary_ent_coef_init: float = 0.005
-    update: str = "fast"
+    engine: str = "fast"
     compile: str = "auto"
     precision: str = "auto"
 
@@ -204,8 +204,8 @@ KEEP_FULL = ("latest", "all")
 
 # Keys a resume may change: they extend the budget or affect only speed, logging or checkpoint cadence
 # (evaluation draws from its own seeded generators, so it never moves the training stream). The SAC update's mode
-# (sac.update/compile/precision) may change too, with a note: the continuation then rounds differently.
-UPDATE_MODE_KEYS = ("sac.update", "sac.compile", "sac.precision")
+# (sac.engine/compile/precision) may change too, with a note: the continuation then rounds differently.
+UPDATE_MODE_KEYS = ("sac.engine", "sac.compile", "sac.precision")
 RESUME_SAFE_KEYS = (
     "budget.iterations",
     "budget.max_env_steps",
@@ -330,10 +330,10 @@ def validate_train_config(cfg: Any) -> None:
         raise ValueError(f"sac.net_arch={arch!r} is out of range: it must be a non-empty list of integers >= 1")
     if cfg.budget.keep_full not in KEEP_FULL:
         raise ValueError(f"budget.keep_full={cfg.budget.keep_full!r} is not one of {list(KEEP_FULL)}")
-    from rl.qarl.update_mode import COMPILES, PRECISIONS, UPDATES, normalise_choice
+    from rl.qarl.update_mode import COMPILES, ENGINES, PRECISIONS, normalise_choice
 
-    for key, choices in (("update", UPDATES), ("compile", COMPILES), ("precision", PRECISIONS)):
-        normalise_choice(cfg.sac.get(key, "auto" if key != "update" else "fast"), choices, f"sac.{key}")
+    for key, choices in (("engine", ENGINES), ("compile", COMPILES), ("precision", PRECISIONS)):
+        normalise_choice(cfg.sac.get(key, "auto" if key != "engine" else "fast"), choices, f"sac.{key}")
     mode = resolve_mode(cfg.algo)
     if mode.context != "none" or mode.teacher:
         _check_ranges(cfg.curriculum, CURRICULUM_RANGES, "curriculum.")

@@ -1,4 +1,4 @@
-"""The fast update of one SB3 SAC agent (``sac.update=fast``), built from :mod:`rl.qarl.fast_update`'s parts.
+"""The fast update of one SB3 SAC agent (``sac.engine=fast``), built from :mod:`rl.qarl.fast_update`'s parts.
 
 :class:`FastSAC` is created by :meth:`rl.qarl.sac.QARLSAC._setup_model` and owns what the fast path adds to an
 agent: the stacked critics (whose views are the SB3 modules' parameters), the batch sampler, the (compiled) loss

@@ -1,4 +1,4 @@
-"""The fast SAC update's machinery (``sac.update=fast``); the arithmetic is in :mod:`rl.qarl.fast_kernels`.
+"""The fast SAC update's machinery (``sac.engine=fast``); the arithmetic is in :mod:`rl.qarl.fast_kernels`.
 
 What changes against SB3's ``SAC.train`` (the maths does not):
 
@@ -24,7 +24,7 @@ What changes against SB3's ``SAC.train`` (the maths does not):
 - The actor's gradient skips the critic's weight gradients (SB3 computes and discards them).
 
 The fast path is not bit-identical to SB3 (batched products and fused kernels round differently); the reference
-path (``sac.update=reference``, :meth:`rl.qarl.sac.QARLSAC.train`) is. Supported: SB3's ``MlpPolicy`` on a
+path (``sac.engine=reference``, :meth:`rl.qarl.sac.QARLSAC.train`) is. Supported: SB3's ``MlpPolicy`` on a
 non-image ``Box`` observation (flatten extractor, ReLU, no gSDE, no shared features extractor).
 """
 
@@ -60,11 +60,11 @@ def _linear_layers(net: nn.Module, what: str, head: bool = True) -> list[nn.Line
         expected = nn.Linear if i % 2 == 0 else nn.ReLU
         if not isinstance(m, expected) or (isinstance(m, nn.Linear) and m.bias is None):
             raise ValueError(
-                f"sac.update=fast supports SB3 MLPs of Linear and ReLU layers; {what} has {type(m).__name__} at "
-                f"position {i} (use sac.update=reference)"
+                f"sac.engine=fast supports SB3 MLPs of Linear and ReLU layers; {what} has {type(m).__name__} at "
+                f"position {i} (use sac.engine=reference)"
             )
     if len(modules) % 2 != int(head):
-        raise ValueError(f"sac.update=fast: {what} does not have SB3's MLP layout (use sac.update=reference)")
+        raise ValueError(f"sac.engine=fast: {what} does not have SB3's MLP layout (use sac.engine=reference)")
     return [m for m in modules if isinstance(m, nn.Linear)]
 
 
@@ -81,7 +81,7 @@ class StackedCritic:
         nets = list(critic.q_networks)  # type: ignore[arg-type]
         layers = [_linear_layers(net, f"critic network {k}") for k, net in enumerate(nets)]
         if any(len(ls) != len(layers[0]) for ls in layers):
-            raise ValueError("sac.update=fast needs critics of equal depth (use sac.update=reference)")
+            raise ValueError("sac.engine=fast needs critics of equal depth (use sac.engine=reference)")
         self.weights: list[th.Tensor] = []
         self.biases: list[th.Tensor] = []
         self.views: list[tuple[nn.Parameter, th.Tensor]] = []  # (module parameter, the stacked tensor it views)
@@ -111,7 +111,7 @@ class StackedCritic:
         where = {id(view): (position[id(stacked)], k % self.n) for k, (view, stacked) in enumerate(self.views)}
         missing = [tuple(p.shape) for p in module_params if id(p) not in where]
         if missing:
-            raise ValueError(f"sac.update=fast: the critic's optimiser holds parameters outside its Q-networks: {missing}")
+            raise ValueError(f"sac.engine=fast: the critic's optimiser holds parameters outside its Q-networks: {missing}")
         return [where[id(p)] for p in module_params]
 
 
@@ -163,7 +163,7 @@ class BatchSampler:
         if not self._fast_ok(buffer):
             data = buffer.sample(batch_size, env=self.agent._vec_normalize_env)
             if data.discounts is not None:
-                raise ValueError("sac.update=fast does not support n-step replay buffers (use sac.update=reference)")
+                raise ValueError("sac.engine=fast does not support n-step replay buffers (use sac.engine=reference)")
             obs, next_obs = data.observations.flatten(1).float(), data.next_observations.flatten(1).float()
             return Batch(obs, data.actions.float(), next_obs, data.dones.float(), data.rewards.float())
         if buffer is not self._buffer or any(getattr(buffer, n) is not a for n, a in self._arrays.items()):
@@ -306,6 +306,6 @@ def check_supported(agent: Any) -> None:
         problems.append("critics without a hidden layer")
     if problems:
         raise ValueError(
-            f"sac.update=fast supports SB3's MlpPolicy only; this agent has {', '.join(problems)} (use sac.update=reference)"
+            f"sac.engine=fast supports SB3's MlpPolicy only; this agent has {', '.join(problems)} (use sac.engine=reference)"
         )
     _linear_layers(agent.actor.latent_pi, "the actor", head=False)

@@ -1,10 +1,10 @@
 """SAC agents of QARL: SB3's SAC with per-network learning rates and actor warm-up, and the per-sample adversary.
 
 Only ``train()`` (and the optimiser set-up) is overridden; rollouts, policies, save/load are SB3's. ``train()`` has
-two paths: the reference (``sac_update="reference"``, the constructor's default: SB3's update, bit for bit SB3's
-``SAC`` with one learning rate, no actor delay and ``ent_coef="auto"``) and the fast one (``sac_update="fast"``,
+two paths: the reference (``sac_engine="reference"``, the constructor's default: SB3's update, bit for bit SB3's
+``SAC`` with one learning rate, no actor delay and ``ent_coef="auto"``) and the fast one (``sac_engine="fast"``,
 :mod:`rl.qarl.fast_sac`: the same losses with batched critics, fused optimisers, no host synchronisation per update,
-optionally compiled and in bf16), which ``train_qarl`` uses by default (``sac.update``).
+optionally compiled and in bf16), which ``train_qarl`` uses by default (``sac.engine``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from stable_baselines3.common.utils import polyak_update
 from rl.qarl.fast_sac import PRECISIONS, FastSAC
 from rl.qarl.fast_update import LossNotFiniteError, set_adam_mode
 
-__all__ = ["QARLSAC", "UPDATES", "LossNotFiniteError", "PerSampleTemperatureSAC"]
+__all__ = ["ENGINES", "QARLSAC", "LossNotFiniteError", "PerSampleTemperatureSAC"]
 
-UPDATES = ("reference", "fast")
+ENGINES = ("reference", "fast")
 
 
 class QARLSAC(SAC):
@@ -40,14 +40,14 @@ class QARLSAC(SAC):
     - ``log_prefix`` renames the ``train/`` section of the logged keys (``adversary/actor_loss``);
     - ``action_limit`` (a callable giving a bound in ``(0, 1]`` of the normalised action, or ``None``) clips the
       actions before they are played *and* stored: the force curriculum's adversary stores the force it applied.
-    - ``sac_update="fast"`` trains with :class:`rl.qarl.fast_sac.FastSAC` (module docstring); its logged values and
+    - ``sac_engine="fast"`` trains with :class:`rl.qarl.fast_sac.FastSAC` (module docstring); its logged values and
       finite checks are read when the logger dumps (:meth:`flush_training_stats`).
 
     Args:
         actor_lr, critic_lr, ent_coef_lr: learning rates; ``None`` keeps SB3's single ``learning_rate``.
         actor_learning_starts: buffer size after which the actor and temperature update.
         log_prefix: logger section of the training statistics.
-        sac_update: ``reference`` (SB3's update) or ``fast``.
+        sac_engine: ``reference`` (SB3's update) or ``fast``.
         sac_compile: compile the fast path's loss functions (``torch.compile``).
         sac_precision: ``fp32`` or ``bf16`` (the fast path's matrix products under bf16 autocast).
         *args, **kwargs: as :class:`~stable_baselines3.SAC`.
@@ -63,21 +63,21 @@ class QARLSAC(SAC):
         ent_coef_lr: float | None = None,
         actor_learning_starts: int = 0,
         log_prefix: str = "train",
-        sac_update: str = "reference",
+        sac_engine: str = "reference",
         sac_compile: bool = False,
         sac_precision: str = "fp32",
         **kwargs: Any,
     ) -> None:
-        if sac_update not in UPDATES:
-            raise ValueError(f"sac_update={sac_update!r} is not one of {list(UPDATES)}")
+        if sac_engine not in ENGINES:
+            raise ValueError(f"sac_engine={sac_engine!r} is not one of {list(ENGINES)}")
         if sac_precision not in PRECISIONS:
             raise ValueError(f"sac_precision={sac_precision!r} is not one of {list(PRECISIONS)}")
-        if sac_update == "reference" and (sac_compile or sac_precision != "fp32"):
+        if sac_engine == "reference" and (sac_compile or sac_precision != "fp32"):
             raise ValueError(
-                f"sac_update=reference is SB3's eager fp32 update; sac_compile={sac_compile!r} and "
-                f"sac_precision={sac_precision!r} need sac_update=fast"
+                f"sac_engine=reference is SB3's eager fp32 update; sac_compile={sac_compile!r} and "
+                f"sac_precision={sac_precision!r} need sac_engine=fast"
             )
-        self.sac_update, self.sac_compile, self.sac_precision = sac_update, bool(sac_compile), sac_precision
+        self.sac_engine, self.sac_compile, self.sac_precision = sac_engine, bool(sac_compile), sac_precision
         self._fast: FastSAC | None = None
         self.actor_lr, self.critic_lr, self.ent_coef_lr = actor_lr, critic_lr, ent_coef_lr
         self.actor_learning_starts = int(actor_learning_starts)
@@ -102,7 +102,7 @@ class QARLSAC(SAC):
     def _setup_model(self) -> None:
         super()._setup_model()
         self._set_learning_rates()
-        self._fast = self._make_fast() if self.sac_update == "fast" else None
+        self._fast = self._make_fast() if self.sac_engine == "fast" else None
 
     def _make_fast(self) -> FastSAC:
         """The fast path of this agent (subclasses with other logged values or optimisers override it)."""

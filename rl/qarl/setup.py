@@ -99,8 +99,8 @@ def merge_resume_config(saved: DictConfig, given: DictConfig, changed: set[str] 
     """
     base = OmegaConf.merge(OmegaConf.structured(TrainQARLConfig), saved)
     assert isinstance(base, DictConfig)
-    if OmegaConf.select(saved, "sac.update", default=None) is None:
-        base.sac.update = "reference"  # a run saved before sac.update existed was trained with SB3's update
+    if OmegaConf.select(saved, "sac.engine", default=None) is None:
+        base.sac.engine = "reference"  # a run saved before sac.engine existed was trained with SB3's update
     old, new = flatten(base), flatten(given)
     keys = set(new) if changed is None else changed
     refused = [

@@ -154,7 +154,7 @@ class QARLTrainer:
 
         self.logger = Logger(str(run.tensorboard), [make_output_format("tensorboard", str(run.tensorboard))])
         self.protagonist_env = self._make_player_env("protagonist")
-        self.update_mode = train_update_mode(cfg, self.protagonist_env, self.mode.adversary, device)  # sac.update etc.
+        self.update_mode = train_update_mode(cfg, self.protagonist_env, self.mode.adversary, device)  # sac.engine etc.
         self.protagonist = self._make_agent(self.protagonist_env, "protagonist")
         self.adversary_env: EpisodeContext | None = None
         self.adversary: QARLSAC | None = None

@@ -1,6 +1,6 @@
-"""How the SAC agents update: ``sac.update``, ``sac.compile`` and ``sac.precision`` resolved at launch, with the reason.
+"""How the SAC agents update: ``sac.engine``, ``sac.compile`` and ``sac.precision`` resolved at launch, with the reason.
 
-- ``sac.update``: ``fast`` (:mod:`rl.qarl.fast_sac`) or ``reference`` (SB3's update, bit for bit SB3's ``SAC``).
+- ``sac.engine``: ``fast`` (:mod:`rl.qarl.fast_sac`) or ``reference`` (SB3's update, bit for bit SB3's ``SAC``).
 - ``sac.compile``: ``auto`` compiles the fast path's update (``torch.compile``) when compiling costs less than
   :data:`COMPILE_SHARE` of the run's estimated update time (:func:`estimate_update_seconds` times the updates the
   budget implies, a lower bound on the run's length since env steps are left out); ``true``/``false`` force it.
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
-UPDATES = ("fast", "reference")
+ENGINES = ("fast", "reference")
 COMPILES = ("auto", "true", "false")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -30,7 +30,7 @@ BF16_PARITY_EVIDENCE = False
 COMPILE_SHARE = 0.02  # compile=auto: compile when compiling costs less than this share of the run
 
 # Cost model, measured on this project's 2-core AMD EPYC (Zen 4) VM with one torch thread, torch 2.13
-# (benchmarks/bench_sac_update.py; see benchmarks/README.md): the eager fast update runs its matrix products at
+# (benchmarks/bench_sac_engine.py; see benchmarks/README.md): the eager fast update runs its matrix products at
 # about 60 GFLOP/s under the machine's usual load and has about 1.5 ms of fixed cost per update; a cold compile of
 # one agent's update graphs took 60-90 s of wall time (inductor's C++ compiles run in worker processes).
 CPU_FLOPS = 6e10
@@ -45,24 +45,24 @@ class UpdateMode:
     """A resolved update mode.
 
     Attributes:
-        update: ``fast`` or ``reference``.
+        engine: ``fast`` or ``reference``.
         compile: whether the fast path is compiled.
         precision: ``fp32`` or ``bf16``.
         reason: why, in words (printed at launch).
     """
 
-    update: str = "fast"
+    engine: str = "fast"
     compile: bool = False
     precision: str = "fp32"
     reason: str = ""
 
     def agent_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`rl.qarl.sac.QARLSAC` for this mode."""
-        return {"sac_update": self.update, "sac_compile": self.compile, "sac_precision": self.precision}
+        return {"sac_engine": self.engine, "sac_compile": self.compile, "sac_precision": self.precision}
 
     def describe(self) -> str:
         """One line for the launch log."""
-        return f"SAC update: {self.update}, compile={self.compile}, precision={self.precision} ({self.reason})"
+        return f"SAC update: {self.engine}, compile={self.compile}, precision={self.precision} ({self.reason})"
 
 
 def normalise_choice(value: Any, choices: Sequence[str], key: str) -> str:
@@ -147,18 +147,18 @@ def updates_of(env_steps: int, learning_starts: int, train_freq: int, gradient_s
     return max(0, int(env_steps) - int(learning_starts)) // max(1, int(train_freq)) * int(gradient_steps)
 
 
-def resolve_update_mode(update: Any, compile: Any, precision: Any, device: th.device, estimate: RunEstimate) -> UpdateMode:
+def resolve_update_mode(engine: Any, compile: Any, precision: Any, device: th.device, estimate: RunEstimate) -> UpdateMode:
     """Resolve the three keys (see the module docstring); ValueError names a bad value and the valid ones."""
-    update = normalise_choice(update, UPDATES, "sac.update")
+    engine = normalise_choice(engine, ENGINES, "sac.engine")
     compile = normalise_choice(compile, COMPILES, "sac.compile")
     precision = normalise_choice(precision, PRECISIONS, "sac.precision")
-    if update == "reference":
+    if engine == "reference":
         if compile == "true" or precision == "bf16":
             raise ValueError(
-                f"sac.update=reference is SB3's eager fp32 update; sac.compile={compile} and sac.precision={precision} "
-                "need sac.update=fast"
+                f"sac.engine=reference is SB3's eager fp32 update; sac.compile={compile} and sac.precision={precision} "
+                "need sac.engine=fast"
             )
-        return UpdateMode("reference", False, "fp32", "sac.update=reference: SB3's own update, eager fp32")
+        return UpdateMode("reference", False, "fp32", "sac.engine=reference: SB3's own update, eager fp32")
     reasons = []
     units = bf16_matrix_units(device)
     if precision == "auto":
@@ -206,5 +206,5 @@ def train_update_mode(cfg: Any, env: Any, adversary: bool, device: th.device) ->
     seconds = estimate_update_seconds(obs_dim, action_dim, list(sac.net_arch), int(sac.batch_size), device)
     estimate = RunEstimate(updates, seconds, agents)
     return resolve_update_mode(
-        sac.get("update", "fast"), sac.get("compile", "auto"), sac.get("precision", "auto"), device, estimate
+        sac.get("engine", "fast"), sac.get("compile", "auto"), sac.get("precision", "auto"), device, estimate
     )

@@ -7,8 +7,8 @@ a new stable-baselines3 ``SAC`` agent plays the adversary's side of the two-play
 frozen protagonist, which acts with sampled actions and sees what it sees in evaluation (temperature 0 for QARL,
 the full force bound for the force curriculum, nothing extra otherwise; the adversary observes the same vector).
 It is evaluated greedily (``deterministic=True``, the temperature-0 limit of its policy). Its updates run on the
-project's fast SAC path (:class:`rl.qarl.sac.QARLSAC` with ``sac_update="fast"``: SB3's SAC, same losses, same
-``.zip``; ``update``/``compile``/``precision`` as for ``train_qarl``, resolved for its budget). It trains with SB3's
+project's fast SAC path (:class:`rl.qarl.sac.QARLSAC` with ``sac_engine="fast"``: SB3's SAC, same losses, same
+``.zip``; ``engine``/``compile``/``precision`` as for ``train_qarl``, resolved for its budget). It trains with SB3's
 learned temperature started at 0.005 (``ent_coef="auto_0.005"``, as every SAC agent of the official code): a
 fixed ``ent_coef=0`` was measured to collapse its exploration and never find the push that topples a trained
 InvertedPendulum (benchmarks/README.md), while a small temperature finds it. A fixed positive ``ent_coef`` gives the
@@ -57,7 +57,7 @@ class AttackSettings:
         train_freq: env steps between updates.
         gradient_steps: gradient steps per update.
         seed: seeds torch, NumPy and the attacker's env.
-        update, compile, precision: how its SAC update runs (:mod:`rl.qarl.update_mode`); they change the rounding,
+        engine, compile, precision: how its SAC update runs (:mod:`rl.qarl.update_mode`); they change the rounding,
             not the attacker, so they are not part of :meth:`key`.
     """
 
@@ -72,7 +72,7 @@ class AttackSettings:
     train_freq: int = 1
     gradient_steps: int = 1
     seed: int = 0
-    update: str = "fast"
+    engine: str = "fast"
     compile: str = "auto"
     precision: str = "auto"
 
@@ -93,9 +93,9 @@ class AttackSettings:
                 raise ValueError(f"best_response.{name} is out of range: got {getattr(self, name)!r}")
         if any(int(s) < 1 or int(s) > self.steps for s in self.snapshots):
             raise ValueError(f"best_response.snapshots must lie in [1, steps={self.steps}], got {list(self.snapshots)}")
-        from rl.qarl.update_mode import COMPILES, PRECISIONS, UPDATES, normalise_choice
+        from rl.qarl.update_mode import COMPILES, ENGINES, PRECISIONS, normalise_choice
 
-        for key, choices in (("update", UPDATES), ("compile", COMPILES), ("precision", PRECISIONS)):
+        for key, choices in (("engine", ENGINES), ("compile", COMPILES), ("precision", PRECISIONS)):
             object.__setattr__(self, key, normalise_choice(getattr(self, key), choices, f"best_response.{key}"))
 
     @property
@@ -107,7 +107,7 @@ class AttackSettings:
         """Folder name of these settings against one protagonist checkpoint and horizon (budgets excluded)."""
         data = asdict(self)
         # budgets, the evaluation mode and the update's mechanics: the same attacker
-        for name in ("steps", "snapshots", "deterministic", "update", "compile", "precision"):
+        for name in ("steps", "snapshots", "deterministic", "engine", "compile", "precision"):
             data.pop(name)
         data |= {"checkpoint": checkpoint, "horizon": int(horizon)}
         digest = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -218,7 +218,7 @@ def train_attacker(
     updates = updates_of(settings.steps, settings.learning_starts, settings.train_freq, settings.gradient_steps)
     seconds = estimate_update_seconds(obs_dim, action_dim, arch, settings.batch_size, th.device(device))
     estimate = RunEstimate(updates, seconds, 1)
-    mode = resolve_update_mode(settings.update, settings.compile, settings.precision, th.device(device), estimate)
+    mode = resolve_update_mode(settings.engine, settings.compile, settings.precision, th.device(device), estimate)
     print(f"best-response attacker: {mode.describe()}")
     model = QARLSAC(
         "MlpPolicy",
@@ -308,7 +308,7 @@ def settings_from_config(node: Any, run_net_arch: Sequence[int] | None = None) -
         train_freq=int(node.train_freq),
         gradient_steps=int(node.gradient_steps),
         seed=int(node.seed),
-        update=str(node.get("update", "fast")),
+        engine=str(node.get("engine", "fast")),
         compile=str(node.get("compile", "auto")),
         precision=str(node.get("precision", "auto")),
     )

@@ -77,7 +77,7 @@ def train_protagonist(
     checkpoint_every: int = 10_000,
     device: str = "cpu",
     progress: bool = False,
-    update: str = "fast",
+    engine: str = "fast",
     compile: str = "auto",
     precision: str = "auto",
 ) -> Path:
@@ -86,7 +86,7 @@ def train_protagonist(
     A partly trained protagonist is checkpointed every ``checkpoint_every`` steps with its replay buffer
     (``partial.zip``, ``partial_buffer.pkl``) and continued from there by a later call; a finished one is reused,
     or continued (with its kept buffer, ``buffer.pkl``) when a later call asks for more steps. Its updates run on the
-    fast SAC path (``update``/``compile``/``precision`` as ``train_qarl``'s ``sac.*``; SB3's SAC and ``.zip``).
+    fast SAC path (``engine``/``compile``/``precision`` as ``train_qarl``'s ``sac.*``; SB3's SAC and ``.zip``).
     """
     import torch as th
     from stable_baselines3 import SAC
@@ -110,7 +110,7 @@ def train_protagonist(
     obs_dim, action_dim = (int(np.prod(space.shape or ())) for space in (view.observation_space, view.action_space))
     seconds = estimate_update_seconds(obs_dim, action_dim, [int(n) for n in net_arch], 256, th.device(device))
     estimate = RunEstimate(updates_of(int(steps), int(learning_starts), 1, 1), seconds, 1)
-    mode = resolve_update_mode(update, compile, precision, th.device(device), estimate).agent_kwargs()
+    mode = resolve_update_mode(engine, compile, precision, th.device(device), estimate).agent_kwargs()
     if final.exists():  # a finished one, asked for more steps
         model = QARLSAC.load(final, env=view, device=device, **mode)
         model.load_replay_buffer(final_buffer)

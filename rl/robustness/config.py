@@ -27,7 +27,7 @@ class BestResponseConfig:
         train_freq: env steps between updates.
         gradient_steps: gradient steps per update.
         seed: its seed (it is reused when trained with the same settings before).
-        update, compile, precision: how its SAC update runs, as ``sac.update/compile/precision`` of ``train_qarl``.
+        engine, compile, precision: how its SAC update runs, as ``sac.engine/compile/precision`` of ``train_qarl``.
     """
 
     steps: int = 20_000
@@ -41,7 +41,7 @@ class BestResponseConfig:
     train_freq: int = 1
     gradient_steps: int = 1
     seed: int = 0
-    update: str = "fast"
+    engine: str = "fast"
     compile: str = "auto"
     precision: str = "auto"
 

@@ -26,9 +26,9 @@ checkpoint), and the SGLD optimisers' step counts and noise are in their state d
 ``delta`` stays at its training value when evaluating against the adversary (the official per-iteration
 evaluation sets it to 0, which makes that curve a nominal one; its final "worst adversary" evaluation keeps it).
 
-Update mechanics: with ``sac_update="fast"`` (``train_qarl``'s default) the same update runs through
+Update mechanics: with ``sac_engine="fast"`` (``train_qarl``'s default) the same update runs through
 :mod:`rl.qarl.fast_sac` in three phases with explicit gradients (:func:`mixedne_critic_phase`,
-:func:`mixedne_protagonist_phase`, :func:`mixedne_adversary_phase`); ``sac_update="reference"`` is :meth:`MixedNESAC.train`'s
+:func:`mixedne_protagonist_phase`, :func:`mixedne_adversary_phase`); ``sac_engine="reference"`` is :meth:`MixedNESAC.train`'s
 module-based version. A change to the update must be made in both.
 """
 
