@@ -21,11 +21,11 @@ from tests.test_qarl_sac import TinyEnv
 B, A = 16, 2
 
 
-def make(cls=QARLSAC, update="fast", arch=(32, 32), **kw):
+def make(cls=QARLSAC, update="fast", arch=(32, 32), device="cpu", **kw):
     th.manual_seed(0)
     model = cls(
         "MlpPolicy", TinyEnv(), policy_kwargs={"net_arch": list(arch)}, learning_starts=0, batch_size=B, seed=0,
-        sac_engine=update, **kw,
+        sac_engine=update, device=device, **kw,
     )  # fmt: skip
     model.set_logger(configure(None, [""]))
     return model
@@ -45,6 +45,8 @@ def batches(n, seed=1):
 
 def run_fixed(model, data, noises, updates=10):
     """``updates`` gradient steps on fixed batches and fixed Gaussian noise, for both paths alike."""
+    data = [ReplayBufferSamples(*(t.to(model.device) if t is not None else None for t in d)) for d in data]
+    noises = [tuple(n.to(model.device) for n in ns) for ns in noises]
     model.replay_buffer.pos = 100  # above actor_learning_starts: the actor and the temperature update too
     state = {"i": -1, "j": 0}
 
@@ -132,13 +134,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_fast_path_matches_reference_update(case):
+def test_fast_path_matches_reference_update(case, device="cpu"):
     """Same batches and noise: after 10 updates the networks agree to far below one optimiser step (lr 1e-3..3e-4)."""
     cls, kw = CASES[case]
     data, g = batches(10), th.Generator().manual_seed(2)
     noises = [tuple(th.randn(B, A, generator=g) for _ in range(5)) for _ in range(10)]
-    reference = run_fixed(make(cls, "reference", **kw), data, noises)
-    fast = run_fixed(make(cls, "fast", **kw), data, noises)
+    reference = run_fixed(make(cls, "reference", device=device, **kw), data, noises)
+    fast = run_fixed(make(cls, "fast", device=device, **kw), data, noises)
     assert fast._fast is not None and reference._fast is None
     modules = ["policy"] + (["adversary_actor"] if case == "mixedne" else [])
     for name in modules:
@@ -270,13 +272,13 @@ def test_update_flops_count_the_paper_networks():
 # ---------------------------------------------------------------------------- compiled == eager (slow: compiles)
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["learned", "per_sample"])
-def test_compiled_fp32_equals_eager_fp32(case):
+def test_compiled_fp32_equals_eager_fp32(case, device="cpu"):
     """Losses and parameters after 10 updates on fixed batches agree within 1e-5 (relative)."""
     cls, kw = CASES[case]
     data, g = batches(10, seed=7), th.Generator().manual_seed(8)
     noises = [tuple(th.randn(B, A, generator=g) for _ in range(5)) for _ in range(10)]
-    eager = run_fixed(make(cls, "fast", **kw), data, noises)
-    compiled = run_fixed(make(cls, "fast", sac_compile=True, **kw), data, noises)
+    eager = run_fixed(make(cls, "fast", device=device, **kw), data, noises)
+    compiled = run_fixed(make(cls, "fast", device=device, sac_compile=True, **kw), data, noises)
     for key, value in eager.policy.state_dict().items():
         th.testing.assert_close(compiled.policy.state_dict()[key], value, rtol=1e-5, atol=1e-7, msg=key)
     for key, value in eager.logger.name_to_value.items():
@@ -305,3 +307,37 @@ def test_resume_keeps_the_runs_update_mode_and_notes_a_change(tmp_path, capsys):
         from rl.qarl.config import validate_train_config
 
         validate_train_config(given)
+
+
+# ---------------------------------------------------------------------------- CUDA (skipped without a GPU)
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", list(CASES))
+def test_cuda_fast_path_matches_reference_update(case):
+    test_fast_path_matches_reference_update(case, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", ["learned", "per_sample"])
+def test_cuda_graphs_equal_eager_cuda(case):
+    test_compiled_fp32_equals_eager_fp32(case, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("cls", "compile", "precision"),
+    [(QARLSAC, False, "fp32"), (QARLSAC, True, "fp32"), (PerSampleTemperatureSAC, True, "bf16"), (MixedNESAC, True, "fp32")],
+)
+def test_cuda_update_never_synchronises_with_the_host(cls, compile, precision):
+    """``torch.cuda.set_sync_debug_mode("error")`` raises on any synchronising call (``.item()``, blocking copies)."""
+    kw = {"ent_coef": "auto_0.005"} if cls is not PerSampleTemperatureSAC else {}
+    model = make(cls, device="cuda", sac_compile=compile, sac_precision=precision, **kw)
+    model.learn(200)  # fills the buffer, compiles and records the CUDA graphs (acting syncs: it needs the host)
+    model.flush_training_stats()
+    th.cuda.synchronize()
+    th.cuda.set_sync_debug_mode("error")
+    try:
+        model.train(20, B)
+    finally:
+        th.cuda.set_sync_debug_mode(0)
+    model.flush_training_stats()
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])

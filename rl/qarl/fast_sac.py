@@ -65,6 +65,17 @@ class FastSAC:
         target_entropy = agent.target_entropy if isinstance(agent.target_entropy, float) else 0.0
         self.target_entropy = th.tensor(float(target_entropy), device=self.device)
         self.stats = PendingStats(stats, self.device)
+        self._constants: dict[str, tuple[float, th.Tensor]] = {}  # 0-d device tensors, made once each
+        if self.kernels.compile and self.device.type == "cuda":  # CUDA graphs: parameters keep their addresses
+            for tensor in (*self.actor_params, *self.critic.tensors, *self.target.tensors):
+                th._dynamo.mark_static_address(tensor)
+
+    def constant(self, name: str, value: float) -> th.Tensor:
+        """A 0-d device tensor holding ``value``, made once (a host-to-device copy), remade only if ``value`` changes."""
+        cached = self._constants.get(name)
+        if cached is None or cached[0] != value:
+            cached = self._constants[name] = (value, th.tensor(float(value), device=self.device))
+        return cached[1]
 
     # ------------------------------------------------------------------ pieces shared by the agents' steps
     def prepare(self, *optimizers: Any) -> None:

@@ -142,9 +142,6 @@ class BatchSampler:
         self.device = th.device(agent.device)
         self._buffer: Any = None
         self._views: dict[str, th.Tensor] = {}
-        self._staging: list[dict[str, th.Tensor]] = []
-        self._events: list[Any] = []
-        self._slot = 0
 
     def _bind(self, buffer: ReplayBuffer) -> None:
         """Tensors sharing memory with the buffer's arrays (re-made when the buffer or an array is replaced)."""
@@ -152,7 +149,6 @@ class BatchSampler:
         rows = buffer.buffer_size * buffer.n_envs
         self._arrays = {name: getattr(buffer, name) for name in _FIELDS}
         self._views = {name: th.from_numpy(a).reshape(rows, -1) for name, a in self._arrays.items()}
-        self._staging, self._events = [], []
 
     def _fast_ok(self, buffer: Any) -> bool:
         return type(buffer) is ReplayBuffer and not buffer.optimize_memory_usage and self.agent._vec_normalize_env is None
@@ -180,23 +176,16 @@ class BatchSampler:
         return Batch(got["observations"], got["actions"], got["next_observations"], dones, got["rewards"])
 
     def _to_device(self, index: th.Tensor) -> dict[str, th.Tensor]:
-        """Gather into pinned host memory and copy without blocking (two staging slots, reused every other batch)."""
-        if not self._staging or self._staging[0]["observations"].shape[0] != index.shape[0]:
-            self._staging = [
-                {n: th.empty((index.shape[0], v.shape[1]), dtype=v.dtype, pin_memory=True) for n, v in self._views.items()}
-                for _ in range(2)
-            ]
-            self._events = [None, None]
-        slot, self._slot = self._slot, 1 - self._slot
-        if self._events[slot] is not None:
-            self._events[slot].synchronize()  # the copy of two batches ago; long done unless the device lags behind
-        staging = self._staging[slot]
+        """Gather into pinned host memory and copy without blocking the host.
+
+        PyTorch's pinned-memory cache hands a block out again only once the copies that read it are done (it records
+        an event per use), so a fresh pinned buffer per batch is safe without any synchronisation here.
+        """
+        got = {}
         for name, view in self._views.items():
-            th.index_select(view, 0, index, out=staging[name])
-        got = {name: t.to(self.device, non_blocking=True).float() for name, t in staging.items()}
-        event = th.cuda.Event()
-        event.record()
-        self._events[slot] = event
+            staging = th.empty((index.shape[0], view.shape[1]), dtype=view.dtype, pin_memory=True)
+            th.index_select(view, 0, index, out=staging)
+            got[name] = staging.to(self.device, non_blocking=True).float()
         return got
 
 
@@ -282,10 +271,15 @@ def set_adam_mode(optimizer: Any, fused: bool) -> None:
 
 
 def apply_gradients(optimizer: th.optim.Optimizer, params: Sequence[th.Tensor], grads: Sequence[th.Tensor]) -> None:
-    """Set ``p.grad = g`` for each parameter and step ``optimizer``."""
+    """Set ``p.grad = g`` for each parameter, step ``optimizer``, and drop the gradients again.
+
+    The gradients are outputs of the (possibly CUDA-graphed) update; none is kept past its step.
+    """
     for p, g in zip(params, grads, strict=True):
         p.grad = g
     optimizer.step()
+    for p in params:
+        p.grad = None
 
 
 def check_supported(agent: Any) -> None:

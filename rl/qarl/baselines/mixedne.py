@@ -232,7 +232,7 @@ class MixedNESAC(QARLSAC):
         adv_log_coef = self.adversary_log_ent_coef.detach()
         adv_ent_coef = adv_log_coef.exp()
         eps = fast.noise(5, batch_size)  # pi(s), pi_adv(s), pi(s'), pi_adv(s'), the fresh pi(s) of the adversary's loss
-        delta = th.tensor(self.delta, device=fast.device)
+        delta = fast.constant("delta", self.delta)
         out = k.wrap(mixedne_critic_phase)(
             fast.actor_params,
             adversary,
