@@ -190,17 +190,25 @@ def breakdown(arch: list[int], batch: int, n: int, device: str) -> None:
         "optimizer": ("aten::_fused_adam_", "aten::_foreach", "aten::lerp", "aten::addcmul", "aten::addcdiv"),
         "sampling": ("aten::index_select", "aten::normal_", "aten::randn"),
     }
-    print("| engine | total ms | matmul | elementwise (eager ops / fused kernels) | optimizer | sampling | Python, dispatch |")
-    print("|---|---|---|---|---|---|---|")
+    if device == "cuda":
+        print("| engine | wall ms per update | GPU busy ms (kernel time) | busy share |\n|---|---|---|---|")
+    else:
+        print("| engine | total ms | matmul | elementwise (eager / fused) | optimizer | sampling | Python, dispatch |")
+        print("|---|---|---|---|---|---|---|")
     for name in ["SB3 SAC", *ENGINES]:
         agent = synthetic_agent(name, arch, batch, device)
         agent.train(3, batch)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-        c = time.process_time()
+        c, w = time.process_time(), time.perf_counter()
         with profile(activities=activities) as prof:
             agent.train(n, batch)
             sync(device)
         total = (time.process_time() - c) / n * 1e3  # CPU time, profiler overhead included (in the last column)
+        if device == "cuda":  # launch-bound or compute-bound: the GPU's busy time against the wall time
+            wall = (time.perf_counter() - w) / n * 1e3
+            busy = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages()) / 1e3 / n
+            print(f"| {name} | {wall:.2f} | {busy:.2f} | {busy / wall:.0%} |", flush=True)
+            continue
         shares: dict[str, float] = defaultdict(float)
         for event in prof.key_averages():
             key = event.key
