@@ -30,14 +30,15 @@ BF16_PARITY_EVIDENCE = False
 COMPILE_SHARE = 0.02  # compile=auto: compile when compiling costs less than this share of the run
 
 # Cost model, measured on this project's 2-core AMD EPYC (Zen 4) VM with one torch thread, torch 2.13
-# (benchmarks/bench_sac_engine.py; see benchmarks/README.md): the eager fast update runs its matrix products at
-# about 60 GFLOP/s under the machine's usual load and has about 1.5 ms of fixed cost per update; a cold compile of
-# one agent's update graphs took 60-90 s of wall time (inductor's C++ compiles run in worker processes).
+# (benchmarks/bench_sac_update.py; see benchmarks/README.md): the eager fast update runs its matrix products at
+# about 60 GFLOP/s under the machine's usual load and has about 1.5 ms of fixed cost per update (3x256/batch 256:
+# ~20 ms; 2x64/batch 64: ~1.7 ms); a cold compile of one agent's first graphs took 27-42 s of wall time under load
+# (inductor's C++ compiles run in worker processes), and the actor warm-up's graph variant adds to that: 60 s.
 CPU_FLOPS = 6e10
 CPU_OVERHEAD_S = 1.5e-3
-CUDA_FLOPS = 2e13
+CUDA_FLOPS = 2e13  # not measured here (no GPU in the sessions so far): a datasheet-level guess
 CUDA_OVERHEAD_S = 3e-3  # an eager update is launch-bound on a GPU: ~100 kernels of ~20-30 us
-COMPILE_SECONDS_PER_AGENT = 90.0
+COMPILE_SECONDS_PER_AGENT = 60.0
 
 
 @dataclass(frozen=True)
