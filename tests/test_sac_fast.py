@@ -271,7 +271,7 @@ def test_update_flops_count_the_paper_networks():
 
 # ---------------------------------------------------------------------------- compiled == eager (slow: compiles)
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["learned", "per_sample"])
+@pytest.mark.parametrize("case", ["learned", "fixed", "per_sample", "mixedne"])
 def test_compiled_fp32_equals_eager_fp32(case, device="cpu"):
     """Losses and parameters after 10 updates on fixed batches agree within 1e-5 (relative)."""
     cls, kw = CASES[case]
@@ -283,6 +283,9 @@ def test_compiled_fp32_equals_eager_fp32(case, device="cpu"):
         th.testing.assert_close(compiled.policy.state_dict()[key], value, rtol=1e-5, atol=1e-7, msg=key)
     for key, value in eager.logger.name_to_value.items():
         assert compiled.logger.name_to_value[key] == pytest.approx(value, rel=1e-5), key
+    again = run_fixed(make(cls, "fast", device=device, sac_compile=True, **kw), data, noises)  # deterministic: resumable
+    for key, value in compiled.policy.state_dict().items():
+        assert th.equal(again.policy.state_dict()[key], value), key
 
 
 def test_resume_keeps_the_runs_update_mode_and_notes_a_change(tmp_path, capsys):
