@@ -198,7 +198,7 @@ def api_page(title: str, packages: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-ASSETS = (".png", ".md", ".csv", ".json", ".sh")
+ASSETS = (".png", ".md", ".csv", ".json", ".sh", ".txt")
 
 
 def copy_benchmark_files(docs: Path) -> int:

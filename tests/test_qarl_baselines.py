@@ -96,6 +96,9 @@ def test_mixedne_critic_target_official_and_corrected(tmp_path):
 
 
 def test_mixedne_official_target_is_used_in_training_and_saved(tmp_path, monkeypatch):
+    """Both update engines use the chosen critic target; the run records it."""
+    import rl.qarl.baselines.mixedne as mixedne_module
+
     calls = []
     original = MixedNESAC.next_q
 
@@ -104,11 +107,22 @@ def test_mixedne_official_target_is_used_in_training_and_saved(tmp_path, monkeyp
         return original(self, next_observations, ent_coef)
 
     monkeypatch.setattr(MixedNESAC, "next_q", spy)
-    train(tiny_cfg(tmp_path, "algo=mixedne_ld", "algo.mixedne.target=official"))
+    train(tiny_cfg(tmp_path / "reference", "algo=mixedne_ld", "algo.mixedne.target=official", "sac.engine=reference"))
     assert calls and set(calls) == {"official"}
-    policies = load_policies(tmp_path)
+    policies = load_policies(tmp_path / "reference")
     assert policies.config.algo.mixedne.target == "official"  # recorded in the run's config
     assert isinstance(policies.protagonist, MixedNESAC) and policies.protagonist.target == "official"
+
+    fast_calls = []
+    phase = mixedne_module.mixedne_critic_phase
+
+    def fast_spy(*args):
+        fast_calls.append(args[15])  # ``official``
+        return phase(*args)
+
+    monkeypatch.setattr(mixedne_module, "mixedne_critic_phase", fast_spy)
+    train(tiny_cfg(tmp_path / "fast", "algo=mixedne_ld", "algo.mixedne.target=official", "sac.engine=fast"))
+    assert fast_calls and set(fast_calls) == {True}
 
 
 def test_sgld_update_equals_hand_computed():

@@ -113,11 +113,15 @@ class AlgoConfig:
 
 @dataclass
 class SACConfig:
-    """Hyperparameters of both SAC agents (specs/qarl.md §5).
+    """Hyperparameters of both SAC agents (specs/qarl.md §5), and how their update runs (:mod:`rl.qarl.update_mode`).
 
     ``warmup``: how each agent acts during its first ``learning_starts`` steps: ``policy`` (its own, untrained,
     stochastic policy; the official code, and the default) or ``random`` (SB3's uniformly random actions; the demo
     budgets keep it, as their measured runs did).
+
+    ``engine``: ``fast`` (batched critics, fused optimisers, no host sync per update) or ``reference`` (SB3's own
+    update). ``compile``: ``auto`` (compile when it costs < 2% of the run's estimated update time), ``true`` or
+    ``false``. ``precision``: ``auto`` (fp32 until the bf16 parity table exists), ``fp32`` or ``bf16``.
     """
 
     net_arch: list[int] = field(default_factory=lambda: [256, 256, 256])
@@ -135,6 +139,9 @@ class SACConfig:
     warmup: str = "policy"
     protagonist_ent_coef_init: float = 0.005
     adversary_ent_coef_init: float = 0.005
+    engine: str = "fast"
+    compile: str = "auto"
+    precision: str = "auto"
 
 
 @dataclass
@@ -220,7 +227,9 @@ KEEP_FULL = ("latest", "all")
 WARMUP = ("policy", "random")  # as rl.qarl.sac.WARMUP (this schema module does not import the agents)
 
 # Keys a resume may change: they extend the budget or affect only speed, logging or checkpoint cadence
-# (evaluation draws from its own seeded generators, so it never moves the training stream).
+# (evaluation draws from its own seeded generators, so it never moves the training stream). The SAC update's mode
+# (sac.engine/compile/precision) may change too, with a note: the continuation then rounds differently.
+UPDATE_MODE_KEYS = ("sac.engine", "sac.compile", "sac.precision")
 RESUME_SAFE_KEYS = (
     "budget.iterations",
     "budget.max_env_steps",
@@ -234,6 +243,7 @@ RESUME_SAFE_KEYS = (
     "torch_threads",
     "resume",
     "run_dir",
+    *UPDATE_MODE_KEYS,
 )
 
 
@@ -353,6 +363,10 @@ def validate_train_config(cfg: Any) -> None:
             f"sac.buffer_size={cfg.sac.buffer_size} is smaller than sac.batch_size={cfg.sac.batch_size}: each batch is "
             "drawn from the replay buffer; raise sac.buffer_size or lower sac.batch_size"
         )
+    from rl.qarl.update_mode import COMPILES, ENGINES, PRECISIONS, normalise_choice
+
+    for key, choices in (("engine", ENGINES), ("compile", COMPILES), ("precision", PRECISIONS)):
+        normalise_choice(cfg.sac.get(key, "auto" if key != "engine" else "fast"), choices, f"sac.{key}")
     mode = resolve_mode(cfg.algo)
     if mode.context != "none" or mode.teacher:
         _check_ranges(cfg.curriculum, CURRICULUM_RANGES, "curriculum.")

@@ -1,6 +1,10 @@
 """SAC agents of QARL: SB3's SAC with per-network learning rates and actor warm-up, and the per-sample adversary.
 
-Only ``train()`` (and the optimiser set-up) is overridden; rollouts, policies, save/load are SB3's.
+Only ``train()`` (and the optimiser set-up) is overridden; rollouts, policies, save/load are SB3's. ``train()`` has
+two paths: the reference (``sac_engine="reference"``, the constructor's default: SB3's update, bit for bit SB3's
+``SAC`` with one learning rate, no actor delay and ``ent_coef="auto"``) and the fast one (``sac_engine="fast"``,
+:mod:`rl.qarl.fast_sac`: the same losses with batched critics, fused optimisers, no host synchronisation per update,
+optionally compiled and in bf16), which ``train_qarl`` uses by default (``sac.engine``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.utils import polyak_update, update_learning_rate
 
+from rl.qarl.fast_sac import PRECISIONS, FastSAC
+from rl.qarl.fast_update import LossNotFiniteError, set_adam_mode
+
 # How an agent acts before ``learning_starts``: SB3's uniformly random actions, or its own policy (official QARL).
 WARMUP = ("random", "policy")
 
+__all__ = ["ENGINES", "QARLSAC", "LossNotFiniteError", "PerSampleTemperatureSAC"]
 
-class LossNotFiniteError(FloatingPointError):
-    """A SAC loss became NaN or infinite; training must stop (the last checkpoint is kept)."""
+ENGINES = ("reference", "fast")
 
 
 class QARLSAC(SAC):
@@ -40,12 +47,17 @@ class QARLSAC(SAC):
     - ``warmup``: how the agent acts before ``learning_starts`` steps: ``random`` (SB3: uniformly random actions)
       or ``policy`` (its own, still untrained, stochastic policy from the first step, as the official MushroomRL
       agents do: they only wait for the buffer before updating).
+    - ``sac_engine="fast"`` trains with :class:`rl.qarl.fast_sac.FastSAC` (module docstring); its logged values and
+      finite checks are read when the logger dumps (:meth:`flush_training_stats`).
 
     Args:
         actor_lr, critic_lr, ent_coef_lr: learning rates; ``None`` keeps SB3's single ``learning_rate``.
         actor_learning_starts: buffer size after which the actor and temperature update.
         log_prefix: logger section of the training statistics.
         warmup: one of :data:`WARMUP`.
+        sac_engine: ``reference`` (SB3's update) or ``fast``.
+        sac_compile: compile the fast path's loss functions (``torch.compile``).
+        sac_precision: ``fp32`` or ``bf16`` (the fast path's matrix products under bf16 autocast).
         *args, **kwargs: as :class:`~stable_baselines3.SAC`.
     """
 
@@ -61,11 +73,25 @@ class QARLSAC(SAC):
         actor_learning_starts: int = 0,
         log_prefix: str = "train",
         warmup: str = "random",
+        sac_engine: str = "reference",
+        sac_compile: bool = False,
+        sac_precision: str = "fp32",
         **kwargs: Any,
     ) -> None:
         if warmup not in WARMUP:
             raise ValueError(f"warmup={warmup!r} is not one of {list(WARMUP)}")
         self.warmup = warmup
+        if sac_engine not in ENGINES:
+            raise ValueError(f"sac_engine={sac_engine!r} is not one of {list(ENGINES)}")
+        if sac_precision not in PRECISIONS:
+            raise ValueError(f"sac_precision={sac_precision!r} is not one of {list(PRECISIONS)}")
+        if sac_engine == "reference" and (sac_compile or sac_precision != "fp32"):
+            raise ValueError(
+                f"sac_engine=reference is SB3's eager fp32 update; sac_compile={sac_compile!r} and "
+                f"sac_precision={sac_precision!r} need sac_engine=fast"
+            )
+        self.sac_engine, self.sac_compile, self.sac_precision = sac_engine, bool(sac_compile), sac_precision
+        self._fast: FastSAC | None = None
         self.actor_lr, self.critic_lr, self.ent_coef_lr = actor_lr, critic_lr, ent_coef_lr
         self.actor_learning_starts = int(actor_learning_starts)
         self.log_prefix = log_prefix
@@ -85,11 +111,26 @@ class QARLSAC(SAC):
         return action, buffer_action
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "action_limit"]  # a closure over the env: not saved
+        # the env closure and the fast path's machinery (rebuilt by _setup_model) are not saved
+        return [*super()._excluded_save_params(), "action_limit", "_fast"]
 
     def _setup_model(self) -> None:
         super()._setup_model()
         self._set_learning_rates()
+        self._fast = self._make_fast() if self.sac_engine == "fast" else None
+
+    def _make_fast(self) -> FastSAC:
+        """The fast path of this agent (subclasses with other logged values or optimisers override it)."""
+        return FastSAC(self, self.sac_compile, self.sac_precision)
+
+    def flush_training_stats(self) -> None:
+        """Record the fast path's logged means into the logger (call before it dumps); raises on a non-finite loss."""
+        if self._fast is not None:
+            self._fast.flush(self.logger, self.log_prefix, self._n_updates)
+
+    def _dump_logs(self) -> None:
+        self.flush_training_stats()
+        super()._dump_logs()
 
     def _optimizer_rates(self) -> list[tuple[th.optim.Optimizer, float | None]]:
         """Each optimiser with its own learning rate (``None``: SB3's ``learning_rate`` schedule)."""
@@ -151,6 +192,10 @@ class QARLSAC(SAC):
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """SB3's SAC update with the changes listed in the class docstring."""
+        if self._fast is not None:
+            self._train_fast(gradient_steps, batch_size)
+            return
+        self._reference_optimizers()
         self.policy.set_training_mode(True)
         self._follow_schedule()
         assert self.replay_buffer is not None
@@ -180,6 +225,26 @@ class QARLSAC(SAC):
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._n_updates += gradient_steps
         self.logger.record(f"{self.log_prefix}/n_updates", self._n_updates)
+
+    def _reference_optimizers(self) -> None:
+        """Adam as SB3 builds it (a state saved by the fast path brings ``fused=True`` back with it)."""
+        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.ent_coef_optimizer):
+            if optimizer is not None:
+                set_adam_mode(optimizer, fused=False)
+
+    def _train_fast(self, gradient_steps: int, batch_size: int) -> None:
+        """The fast path's ``train`` (:meth:`rl.qarl.fast_sac.FastSAC.sac_step` per gradient step)."""
+        fast = self._fast
+        assert fast is not None and self.replay_buffer is not None
+        fast.prepare()
+        self.policy.set_training_mode(True)
+        self._follow_schedule()
+        update_actor = self.replay_buffer.size() > self.actor_learning_starts
+        for gradient_step in range(gradient_steps):
+            fast.sac_step(batch_size, update_actor, polyak=gradient_step % self.target_update_interval == 0)
+        self._n_updates += gradient_steps
+        self.logger.record(f"{self.log_prefix}/n_updates", self._n_updates)
+        fast.after_updates(self.log_prefix, self._n_updates)
 
     @th.no_grad()
     def target_q_values(

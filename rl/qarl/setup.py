@@ -31,7 +31,7 @@ from envs.adversarial.specs import get_env_spec
 from envs.common.device import resolve_device
 from envs.common.runs import hydra_output_dir
 from rl.qarl.checkpoint import RESUME_FILE, CheckpointManager, NotARunError, find_checkpoint, verify_checkpoint
-from rl.qarl.config import RESUME_SAFE_KEYS, TrainQARLConfig, validate_train_config
+from rl.qarl.config import RESUME_SAFE_KEYS, UPDATE_MODE_KEYS, TrainQARLConfig, validate_train_config
 from rl.qarl.modes import rescale, resolve_mode
 
 AUTO = "auto"
@@ -160,6 +160,8 @@ def merge_resume_config(saved: DictConfig, given: DictConfig, changed: set[str] 
     legacy = OmegaConf.create({"sac": {"warmup": "random"}})  # runs saved before sac.warmup existed acted so
     base = OmegaConf.merge(OmegaConf.structured(TrainQARLConfig), legacy, saved)
     assert isinstance(base, DictConfig)
+    if OmegaConf.select(saved, "sac.engine", default=None) is None:
+        base.sac.engine = "reference"  # a run saved before sac.engine existed was trained with SB3's update
     old, new = flatten(base), flatten(given)
     keys = set(new) if changed is None else changed
     refused = [
@@ -172,6 +174,12 @@ def merge_resume_config(saved: DictConfig, given: DictConfig, changed: set[str] 
             "a resume continues the run with its own config.yaml; these keys cannot change: "
             + "; ".join(refused)
             + f". Keys a resume may change: {', '.join(k for k in RESUME_SAFE_KEYS if k not in ('resume', 'run_dir'))}"
+        )
+    moved = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in UPDATE_MODE_KEYS if k in keys and old.get(k) != new.get(k)]
+    if moved:
+        print(
+            f"note: the SAC update's mode changes on resume ({', '.join(moved)}): the run continues, but not bit for bit "
+            "as it would have in its own mode"
         )
     with open_dict(base):
         for key in RESUME_SAFE_KEYS:

@@ -78,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     device = resolve_device(cfg.device)
     run = _open_run(setup)
     trainer = QARLTrainer(cfg, run, device)
+    print(trainer.update_mode.describe())
     if setup.checkpoint is not None:
         trainer.load(setup.checkpoint, verify=False)  # prepare verified it before anything was written
         _mark_resumed(run, cfg)

@@ -63,6 +63,7 @@ from rl.qarl.modes import (
 from rl.qarl.progress import PROGRESS_FILE, ProgressCSV
 from rl.qarl.sac import QARLSAC
 from rl.qarl.state import agent_state, env_state, global_rng_state, load_agent_state, load_env_state, load_global_rng_state
+from rl.qarl.update_mode import train_update_mode
 from rl.qarl.wrappers import EpisodeContext, SACActorPolicy
 
 # The layout of a checkpoint's resume state (``resume.pt``); a different version cannot be resumed.
@@ -155,6 +156,7 @@ class QARLTrainer:
         self.progress = ProgressCSV(run.root / PROGRESS_FILE)
         self.logger = Logger(str(run.tensorboard), [make_output_format("tensorboard", str(run.tensorboard)), self.progress])
         self.protagonist_env = self._make_player_env("protagonist")
+        self.update_mode = train_update_mode(cfg, self.protagonist_env, self.mode.adversary, device)  # sac.engine etc.
         self.protagonist = self._make_agent(self.protagonist_env, "protagonist")
         self.adversary_env: EpisodeContext | None = None
         self.adversary: QARLSAC | None = None
@@ -197,7 +199,7 @@ class QARLTrainer:
 
     def _make_agent(self, env: EpisodeContext, player: str) -> QARLSAC:
         cls, kwargs = agent_spec(self.cfg, self.mode, player)
-        model = cls("MlpPolicy", env, device=self.device, **kwargs)
+        model = cls("MlpPolicy", env, device=self.device, **kwargs, **self.update_mode.agent_kwargs())
         model.set_logger(self.logger)
         if player == "adversary" and self.mode.context == "force":
             game = env.view.game  # store the applied (clipped) force, as the official code does
@@ -455,6 +457,8 @@ class QARLTrainer:
             self.logger.record(key, value)
         self.logger.record("time/env_steps_total", self.state.env_steps)
         self.logger.record("time/protagonist_steps", self.state.protagonist_steps)
+        for agent in self.agents().values():  # the fast update's losses (read here, not per update; raises if not finite)
+            agent.flush_training_stats()
         self.logger.dump(step=self.state.protagonist_steps)
 
     def close(self) -> None:

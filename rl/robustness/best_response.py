@@ -6,7 +6,9 @@ a new stable-baselines3 ``SAC`` agent plays the adversary's side of the two-play
 (:class:`envs.adversarial.views.AdversaryView`, reward ``-r``, the run's bodies, axes and force bound) against the
 frozen protagonist, which acts with sampled actions and sees what it sees in evaluation (temperature 0 for QARL,
 the full force bound for the force curriculum, nothing extra otherwise; the adversary observes the same vector).
-It is evaluated greedily (``deterministic=True``, the temperature-0 limit of its policy). It trains with SB3's
+It is evaluated greedily (``deterministic=True``, the temperature-0 limit of its policy). Its updates run on the
+project's fast SAC path (:class:`rl.qarl.sac.QARLSAC` with ``sac_engine="fast"``: SB3's SAC, same losses, same
+``.zip``; ``engine``/``compile``/``precision`` as for ``train_qarl``, resolved for its budget). It trains with SB3's
 learned temperature started at 0.005 (``ent_coef="auto_0.005"``, as every SAC agent of the official code): a
 fixed ``ent_coef=0`` was measured to collapse its exploration and never find the push that topples a trained
 InvertedPendulum (benchmarks/README.md), while a small temperature finds it. A fixed positive ``ent_coef`` gives the
@@ -62,6 +64,8 @@ class AttackSettings:
         seeds: how many attackers are trained (each with its own seed) and evaluated.
         fixed: also evaluate the fixed strategies of :mod:`rl.robustness.fixed_attacks` (constant pushes, bang-bang
             on the velocity); the best found attack is the minimum over them and the learned attackers.
+        engine, compile, precision: how its SAC update runs (:mod:`rl.qarl.update_mode`); they change the rounding,
+            not the attacker, so they are not part of :meth:`key`.
     """
 
     steps: int = 20_000
@@ -77,6 +81,9 @@ class AttackSettings:
     seed: int = 0
     seeds: int = 2
     fixed: bool = True
+    engine: str = "fast"
+    compile: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = {
@@ -96,6 +103,10 @@ class AttackSettings:
                 raise ValueError(f"best_response.{name} is out of range: got {getattr(self, name)!r}")
         if any(int(s) < 1 or int(s) > self.steps for s in self.snapshots):
             raise ValueError(f"best_response.snapshots must lie in [1, steps={self.steps}], got {list(self.snapshots)}")
+        from rl.qarl.update_mode import COMPILES, ENGINES, PRECISIONS, normalise_choice
+
+        for key, choices in (("engine", ENGINES), ("compile", COMPILES), ("precision", PRECISIONS)):
+            object.__setattr__(self, key, normalise_choice(getattr(self, key), choices, f"best_response.{key}"))
 
     @property
     def attacker_seeds(self) -> list[int]:
@@ -110,8 +121,8 @@ class AttackSettings:
     def key(self, checkpoint: str, horizon: int) -> str:
         """Folder name of these settings against one protagonist checkpoint and horizon (budgets excluded)."""
         data = asdict(self)
-        # budgets, the evaluation mode and what else is evaluated: the same attacker
-        for name in ("steps", "snapshots", "deterministic", "seeds", "fixed"):
+        # budgets, the evaluation mode, what else is evaluated and the update's mechanics: the same attacker
+        for name in ("steps", "snapshots", "deterministic", "seeds", "fixed", "engine", "compile", "precision"):
             data.pop(name)
         data |= {"checkpoint": checkpoint, "horizon": int(horizon)}
         digest = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -175,11 +186,12 @@ def train_attacker(
         budget -> saved model path.
     """
     import torch as th
-    from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
     from envs.common import atomic_save, log_config, make_writer, seed_everything
+    from rl.qarl.sac import QARLSAC
+    from rl.qarl.update_mode import RunEstimate, estimate_update_seconds, resolve_update_mode, updates_of
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,7 +217,14 @@ def train_attacker(
             return True
 
     env = Monitor(view)
-    model = SAC(
+    obs_dim, action_dim = (int(np.prod(space.shape or ())) for space in (view.observation_space, view.action_space))
+    arch = [int(n) for n in settings.net_arch]
+    updates = updates_of(settings.steps, settings.learning_starts, settings.train_freq, settings.gradient_steps)
+    seconds = estimate_update_seconds(obs_dim, action_dim, arch, settings.batch_size, th.device(device))
+    estimate = RunEstimate(updates, seconds, 1)
+    mode = resolve_update_mode(settings.engine, settings.compile, settings.precision, th.device(device), estimate)
+    print(f"best-response attacker: {mode.describe()}")
+    model = QARLSAC(
         "MlpPolicy",
         env,
         learning_rate=float(settings.learning_rate),
@@ -219,6 +238,7 @@ def train_attacker(
         seed=int(settings.seed),
         device=device,
         verbose=0,
+        **mode.agent_kwargs(),
     )
     with th.random.fork_rng(devices=[]):
         th.manual_seed(int(settings.seed))
@@ -341,4 +361,7 @@ def settings_from_config(node: Any, run_net_arch: Sequence[int] | None = None) -
         seed=int(node.seed),
         seeds=int(node.seeds),
         fixed=bool(node.fixed),
+        engine=str(node.get("engine", "fast")),
+        compile=str(node.get("compile", "auto")),
+        precision=str(node.get("precision", "auto")),
     )

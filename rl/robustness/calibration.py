@@ -79,6 +79,9 @@ def train_protagonist(
     checkpoint_every: int = 10_000,
     device: str = "cpu",
     progress: bool = False,
+    engine: str = "fast",
+    compile: str = "auto",
+    precision: str = "auto",
 ) -> Path:
     """Train (or finish training) a plain SB3 SAC protagonist against zero force; returns ``protagonist.zip``.
 
@@ -86,7 +89,8 @@ def train_protagonist(
     (``partial.zip``, ``partial_buffer.pt``) and continued from there by a later call; a finished one is reused,
     or continued (with its kept buffer, ``buffer.pt``) when a later call asks for more steps. The buffers are
     weights-only state files (:func:`rl.qarl.state.buffer_state`); the ``.zip`` files are SB3's, and loading one
-    unpickles objects stored in it (runs code): use a ``out_dir`` only from a trusted source.
+    unpickles objects stored in it (runs code): use a ``out_dir`` only from a trusted source. Its updates run on
+    the fast SAC path (``engine``/``compile``/``precision`` as ``train_qarl``'s ``sac.*``; SB3's ``.zip``).
 
     Every file is written atomically (:func:`envs.common.io.atomic_save`), the buffer before its zip, and the buffer
     records the step it was saved at: a crash between the two writes leaves a zip and a buffer of different steps,
@@ -103,6 +107,8 @@ def train_protagonist(
 
     from envs.adversarial.views import ProtagonistView
     from envs.common import atomic_save, make_writer, seed_everything
+    from rl.qarl.sac import QARLSAC
+    from rl.qarl.update_mode import RunEstimate, estimate_update_seconds, resolve_update_mode, updates_of
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,12 +123,16 @@ def train_protagonist(
     seed_everything(int(seed))
     view = Monitor(ProtagonistView(env, max_episode_steps=int(horizon)))
     writer = make_writer(out)
+    obs_dim, action_dim = (int(np.prod(space.shape or ())) for space in (view.observation_space, view.action_space))
+    seconds = estimate_update_seconds(obs_dim, action_dim, [int(n) for n in net_arch], 256, th.device(device))
+    estimate = RunEstimate(updates_of(int(steps), int(learning_starts), 1, 1), seconds, 1)
+    mode = resolve_update_mode(engine, compile, precision, th.device(device), estimate).agent_kwargs()
     model = None
     if kept is not None:  # a finished one, asked for more steps
-        model = SAC.load(final, env=view, device=device)
+        model = QARLSAC.load(final, env=view, device=device, **mode)
         _load_buffer(model, kept)
     elif partial.exists() and _has_buffer(buffer):
-        model = SAC.load(partial, env=view, device=device)
+        model = QARLSAC.load(partial, env=view, device=device, **mode)
         state = _read_buffer(buffer, model.num_timesteps)
         if state is None:
             print(f"{partial} and {buffer} were saved at different steps (a crash between the writes): starting over")
@@ -130,7 +140,7 @@ def train_protagonist(
         else:
             _load_buffer(model, state)
     if model is None:
-        model = SAC(
+        model = QARLSAC(
             "MlpPolicy",
             view,
             learning_starts=int(learning_starts),
@@ -138,6 +148,7 @@ def train_protagonist(
             seed=int(seed),
             device=device,
             verbose=0,
+            **mode,
         )
 
     class Saver(BaseCallback):

@@ -32,6 +32,7 @@ class BestResponseConfig:
         fixed: also evaluate the fixed strategies (constant +-bound on each adversary entry, bang-bang on the sign
             of the attacked body's velocity, :mod:`rl.robustness.fixed_attacks`); ``return_vs_best_found_attack`` is
             the minimum over every attacker evaluated.
+        engine, compile, precision: how its SAC update runs, as ``sac.engine/compile/precision`` of ``train_qarl``.
     """
 
     steps: int = 20_000
@@ -47,6 +48,9 @@ class BestResponseConfig:
     seed: int = 0
     seeds: int = 2
     fixed: bool = True
+    engine: str = "fast"
+    compile: str = "auto"
+    precision: str = "auto"
 
 
 @dataclass

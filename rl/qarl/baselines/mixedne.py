@@ -29,6 +29,11 @@ Control); the noise schedule counts fits by the agent's gradient-step counter ``
 checkpoint), and the SGLD optimisers' step counts and noise are in their state dicts (saved in the ``.zip``);
 ``delta`` stays at its training value when evaluating against the adversary (the official per-iteration
 evaluation sets it to 0, which makes that curve a nominal one; its final "worst adversary" evaluation keeps it).
+
+Update mechanics: with ``sac_engine="fast"`` (``train_qarl``'s default) the same update runs through
+:mod:`rl.qarl.fast_sac` in three phases with explicit gradients (:func:`mixedne_critic_phase`,
+:func:`mixedne_protagonist_phase`, :func:`mixedne_adversary_phase`); ``sac_engine="reference"`` is :meth:`MixedNESAC.train`'s
+module-based version. A change to the update must be made in both.
 """
 
 from __future__ import annotations
@@ -41,9 +46,30 @@ from stable_baselines3.common.utils import polyak_update
 
 from rl.qarl.baselines.action_adversary import mix_actions
 from rl.qarl.baselines.sgld import SGLD, LangevinNoiseSchedule
+from rl.qarl.fast_kernels import (
+    Saved,
+    actor_forward,
+    actor_grads,
+    critic_forward,
+    critic_loss_grads,
+    min_q_action_grad,
+    sample_actions,
+    temperature_grad,
+)
+from rl.qarl.fast_sac import FastSAC
+from rl.qarl.fast_update import apply_gradients
 from rl.qarl.sac import QARLSAC
 
 TARGETS = ("corrected", "official")
+MIXEDNE_STATS = (
+    "ent_coef",
+    "adversary_ent_coef",
+    "critic_loss",
+    "actor_loss",
+    "adversary_loss",
+    "ent_coef_loss",
+    "adversary_ent_coef_loss",
+)
 
 
 class MixedNESAC(QARLSAC):
@@ -144,8 +170,15 @@ class MixedNESAC(QARLSAC):
             next_q = th.cat(self.critic_target(next_observations, next_mixed), dim=1)
             return th.min(next_q, dim=1, keepdim=True)[0] - ent_coef * next_log_prob.reshape(-1, 1)
 
+    def _make_fast(self) -> FastSAC:
+        return FastSAC(self, self.sac_compile, self.sac_precision, stats=MIXEDNE_STATS)
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """MixedNE-LD's update (module docstring), logged like :meth:`QARLSAC.train` plus ``adversary_*`` keys."""
+        if self._fast is not None:
+            self._train_fast(gradient_steps, batch_size)
+            return
+        self._reference_optimizers()
         self.policy.set_training_mode(True)
         assert self.replay_buffer is not None
         update_actor = self.replay_buffer.size() > self.actor_learning_starts
@@ -192,3 +225,169 @@ class MixedNESAC(QARLSAC):
             self.logger.record_mean(f"{self.log_prefix}/sgld_noise", noise)
         self._n_updates += gradient_steps
         self.logger.record(f"{self.log_prefix}/n_updates", self._n_updates)
+
+    # ------------------------------------------------------------------ the fast path (same update, explicit gradients)
+    def _train_fast(self, gradient_steps: int, batch_size: int) -> None:
+        fast = self._fast
+        assert fast is not None and self.replay_buffer is not None
+        fast.prepare(self.adversary_ent_coef_optimizer)
+        self.policy.set_training_mode(True)
+        update_actor = self.replay_buffer.size() > self.actor_learning_starts
+        self.noise_schedule.fits = self._n_updates
+        for gradient_step in range(gradient_steps):
+            self._fast_step(fast, batch_size, update_actor, polyak=gradient_step % self.target_update_interval == 0)
+            noise = self.noise_schedule.step(self.actor.optimizer, self.adversary_actor.optimizer)
+            self.logger.record_mean(f"{self.log_prefix}/sgld_noise", noise)
+        self._n_updates += gradient_steps
+        self.logger.record(f"{self.log_prefix}/n_updates", self._n_updates)
+        fast.after_updates(self.log_prefix, self._n_updates)
+
+    @th.no_grad()
+    def _fast_step(self, fast: FastSAC, batch_size: int, update_actor: bool, polyak: bool) -> None:
+        k, bf16, critic = fast.kernels, fast.bf16, fast.critic
+        fast.begin_update()
+        batch = fast.sampler.sample(batch_size)
+        obs = batch.observations
+        adversary = list(self.adversary_actor.parameters())
+        ent_coef, log_coef = fast.temperature(obs, update_actor)
+        adv_log_coef = self.adversary_log_ent_coef.detach()
+        adv_ent_coef = adv_log_coef.exp()
+        eps = fast.noise(5, batch_size)  # pi(s), pi_adv(s), pi(s'), pi_adv(s'), the fresh pi(s) of the adversary's loss
+        delta = fast.constant("delta", self.delta)
+        out = k.wrap(mixedne_critic_phase)(
+            fast.actor_params,
+            adversary,
+            critic.weights,
+            critic.biases,
+            fast.target.weights,
+            fast.target.biases,
+            tuple(batch),
+            fast.discount,
+            eps,
+            ent_coef,
+            log_coef,
+            adv_log_coef if update_actor else None,
+            fast.target_entropy,
+            delta,
+            update_actor,
+            self.target == "official",
+            bf16,
+        )
+        if log_coef is not None:
+            assert self.log_ent_coef is not None
+            fast.step_temperature(self.log_ent_coef, self.ent_coef_optimizer, out["temperature_grad"])
+        if update_actor:
+            adv_grad = out["adversary_temperature_grad"]
+            apply_gradients(self.adversary_ent_coef_optimizer, [self.adversary_log_ent_coef], [adv_grad])
+        fast.step_critic(out["critic_grads"])
+        values = {"ent_coef": ent_coef.mean(), "adversary_ent_coef": adv_ent_coef.mean(), "critic_loss": out["critic_loss"]}
+        if update_actor:
+            loss, grads = k.wrap(mixedne_protagonist_phase)(
+                fast.actor_params, critic.weights, critic.biases, obs, out["actions"], out["adv_actions"], out["log_prob"],
+                out["saved"], ent_coef, delta, bf16,
+            )  # fmt: skip
+            apply_gradients(self.actor.optimizer, fast.actor_params, grads)
+            adv_loss, adv_grads = k.wrap(mixedne_adversary_phase)(
+                fast.actor_params, adversary, critic.weights, critic.biases, obs, eps[4], out["adv_actions"],
+                out["adv_log_prob"], out["adv_saved"], adv_ent_coef, delta, bf16,
+            )  # fmt: skip
+            apply_gradients(self.adversary_actor.optimizer, adversary, adv_grads)
+            values |= {"actor_loss": loss, "adversary_loss": adv_loss}
+            values["adversary_ent_coef_loss"] = out["adversary_temperature_loss"]
+            if log_coef is not None:
+                values["ent_coef_loss"] = out["temperature_loss"]
+        if polyak:
+            fast.polyak()
+        fast.stats.add(values)
+
+
+def _mix(action: th.Tensor, adversary_action: th.Tensor, delta: th.Tensor) -> th.Tensor:
+    """:func:`mix_actions` with ``delta`` as a 0-d tensor (one compiled graph whatever its value)."""
+    return mix_actions(action, adversary_action, delta)  # type: ignore[arg-type]
+
+
+def mixedne_critic_phase(
+    actor: list[th.Tensor],
+    adversary: list[th.Tensor],
+    weights: list[th.Tensor],
+    biases: list[th.Tensor],
+    target_weights: list[th.Tensor],
+    target_biases: list[th.Tensor],
+    batch: tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor],
+    discount: th.Tensor,
+    eps: th.Tensor,
+    ent_coef: th.Tensor,
+    log_coef: th.Tensor | None,
+    adv_log_coef: th.Tensor | None,
+    target_entropy: th.Tensor,
+    delta: th.Tensor,
+    update_actor: bool,
+    official: bool,
+    bf16: bool,
+) -> dict[str, Any]:
+    """MixedNE-LD's update up to the critic's step.
+
+    Both policies' samples on ``s`` (and their temperatures' gradients) if the actors update, the target
+    ``r + gamma (1 - d) [min_j Q'_j(s', mix(a', a'_adv)) - beta log pi(a'|s')]`` and the critic's loss and gradients.
+    ``a'_adv`` is drawn from the adversary, or with ``official`` (``target="official"``) from a second independent
+    sample of the protagonist's policy, as :meth:`MixedNESAC.next_q` does on the reference path.
+    """
+    obs, actions, next_obs, dones, rewards = batch
+    out: dict[str, Any] = {}
+    if update_actor:
+        out["actions"], out["log_prob"], out["saved"] = actor_forward(actor, obs, eps[0], bf16)
+        out["adv_actions"], out["adv_log_prob"], out["adv_saved"] = actor_forward(adversary, obs, eps[1], bf16)
+        if log_coef is not None:
+            out["temperature_loss"], out["temperature_grad"] = temperature_grad(log_coef, out["log_prob"], target_entropy)
+        if adv_log_coef is not None:
+            loss, grad = temperature_grad(adv_log_coef, out["adv_log_prob"], target_entropy)
+            out["adversary_temperature_loss"], out["adversary_temperature_grad"] = loss, grad
+    next_actions, next_log_prob = sample_actions(actor, next_obs, eps[2], bf16)
+    next_adv, _ = sample_actions(actor if official else adversary, next_obs, eps[3], bf16)
+    next_q = critic_forward(target_weights, target_biases, next_obs, _mix(next_actions, next_adv, delta), bf16)[0]
+    target = rewards + (1.0 - dones) * discount * (next_q.amin(dim=0) - ent_coef * next_log_prob)
+    out["critic_loss"], out["critic_grads"] = critic_loss_grads(weights, biases, obs, actions, target, bf16)
+    return out
+
+
+def mixedne_protagonist_phase(
+    actor: list[th.Tensor],
+    weights: list[th.Tensor],
+    biases: list[th.Tensor],
+    obs: th.Tensor,
+    actions: th.Tensor,
+    adv_actions: th.Tensor,
+    log_prob: th.Tensor,
+    saved: Saved,
+    ent_coef: th.Tensor,
+    delta: th.Tensor,
+    bf16: bool,
+) -> tuple[th.Tensor, list[th.Tensor]]:
+    """``L_pi = mean[beta log pi(a|s) - min_j Q_j(s, mix(a, a_adv))]`` (``a_adv`` fixed) and its gradients in pi."""
+    min_q, d_mixed = min_q_action_grad(weights, biases, obs, _mix(actions, adv_actions, delta), bf16)
+    scale = 1.0 / obs.shape[0]
+    loss = (ent_coef * log_prob - min_q).mean()
+    return loss, actor_grads(actor, saved, -scale * (1.0 - delta) * d_mixed, (ent_coef * scale).expand_as(log_prob), bf16)
+
+
+def mixedne_adversary_phase(
+    actor: list[th.Tensor],
+    adversary: list[th.Tensor],
+    weights: list[th.Tensor],
+    biases: list[th.Tensor],
+    obs: th.Tensor,
+    eps: th.Tensor,
+    adv_actions: th.Tensor,
+    adv_log_prob: th.Tensor,
+    adv_saved: Saved,
+    adv_ent_coef: th.Tensor,
+    delta: th.Tensor,
+    bf16: bool,
+) -> tuple[th.Tensor, list[th.Tensor]]:
+    """``L_adv = mean[beta_adv log pi_adv(a_adv|s) + min_j Q_j(s, mix(a, a_adv))]`` with a fresh ``a`` of the updated pi."""
+    fresh, _ = sample_actions(actor, obs, eps, bf16)
+    min_q, d_mixed = min_q_action_grad(weights, biases, obs, _mix(fresh, adv_actions, delta), bf16)
+    scale = 1.0 / obs.shape[0]
+    loss = (adv_ent_coef * adv_log_prob + min_q).mean()
+    d_log_prob = (adv_ent_coef * scale).expand_as(adv_log_prob)
+    return loss, actor_grads(adversary, adv_saved, scale * delta * d_mixed, d_log_prob, bf16)
