@@ -215,7 +215,9 @@ def _tolerance_diffs(job: Job, old: dict[tuple, dict], new: dict[tuple, dict]) -
     diffs = []
     for g, keys in groups.items():
         for field_name in job.values:
-            pairs = [(old[k].get(field_name), new[k].get(field_name)) for k in keys]
+            pairs = [(old[k].get(field_name), new[k].get(field_name)) for k in keys if field_name in old[k]]
+            if not pairs:
+                continue
             if any(isinstance(a, bool) or not isinstance(a, (int, float, str)) for a, _ in pairs):
                 diffs += [f"{g} {field_name}: {a!r} -> {b!r}" for a, b in pairs if not values_equal(a, b)]
                 continue
@@ -246,6 +248,8 @@ def compare(
 ) -> Comparison:
     """Compare rerun ``records`` with the committed document, exactly when the fingerprints match."""
     committed = doc["records"]
+    if doc.get("status") != "current":  # transcribed from the README: None marks a value that was never published
+        committed = [{k: v for k, v in r.items() if v is not None} for r in committed]
     if seeds is not None and "seed" in job.key:
         chosen = set(seeds)
         committed = [r for r in committed if r.get("seed") in chosen]
@@ -258,7 +262,7 @@ def compare(
     shared = {k: old[k] for k in old if k in new}
     if result.mode == "exact":
         for k, rec in shared.items():
-            for name in job.values:
+            for name in (n for n in job.values if n in rec or doc.get("status") == "current"):
                 if not values_equal(rec.get(name), new[k].get(name)):
                     result.diffs.append(f"{k} {name}: committed {rec.get(name)!r}, rerun {new[k].get(name)!r}")
     else:
