@@ -318,6 +318,14 @@ def load_results(name: str) -> dict[str, Any]:
     return json.loads(results_path(name).read_text())
 
 
+def dump_doc(doc: dict[str, Any]) -> str:
+    """A results document as JSON text, one record per line (readable diffs)."""
+    head = {k: v for k, v in doc.items() if k != "records"}
+    text = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    records = ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in doc["records"])
+    return f'{text},\n "records": [\n  {records}\n ]\n}}\n'
+
+
 def make_doc(job: Job, records: list[dict], cpu_s: float, machine: dict[str, Any], seeds: Sequence[int] | None) -> dict:
     """A results document for records measured now, at this commit."""
     return {
@@ -465,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         for job in _select(JOBS, args.job, quick=False):
             records, cpu = run_job(job, args.seeds)
             RESULTS.mkdir(parents=True, exist_ok=True)
-            results_path(job.name).write_text(json.dumps(make_doc(job, records, cpu, machine, args.seeds), indent=1) + "\n")
+            results_path(job.name).write_text(dump_doc(make_doc(job, records, cpu, machine, args.seeds)))
             print(f"recorded {job.name}: {len(records)} records, {cpu:.1f} CPU-s")
         return 0
     if args.check or args.job:
