@@ -134,7 +134,7 @@ def fingerprint() -> dict[str, Any]:
 
     model, flags = _cpuinfo()
     config = torch.__config__.show()
-    mkl = re.search(r"Math Kernel Library Version ([^\s]+)", config)
+    mkl = re.search(r"Math Kernel Library Version ([\d.]+)", config)
     np_blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]  # type: ignore[index]
     try:
         from threadpoolctl import threadpool_info

@@ -285,7 +285,8 @@ def acc_cell(r: dict | None) -> str:
     if r is None:
         return "—"
     se = f" ± {r['accuracy_se']:.2f}" if round(r["accuracy_se"], 2) > 0 else ""
-    return f"{r['accuracy']:.2f}{se}"
+    acc = f"{r['accuracy']:.3f}"
+    return f"{acc[:-1] if acc.endswith('0') else acc}{se}"
 
 
 def _rate(doc: dict, run: str, c: float, who: str) -> dict | None:
