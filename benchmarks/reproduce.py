@@ -140,7 +140,11 @@ def fingerprint() -> dict[str, Any]:
         from threadpoolctl import threadpool_info
 
         pools = sorted(
-            {f"{p.get('internal_api')} {p.get('version')} {p.get('architecture', '')}".strip() for p in threadpool_info()}
+            {
+                f"{p.get('internal_api')} {p.get('version')} {p.get('architecture', '')}".strip()
+                for p in threadpool_info()
+                if p.get("user_api") == "blas"  # the BLAS kernels chosen at run time (OpenBLAS picks by CPU)
+            }
         )
     except ImportError:
         pools = []
