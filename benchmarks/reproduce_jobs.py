@@ -406,7 +406,7 @@ def _jobs() -> list[Job]:
                 {"none": "vanilla", "error": "ERNODE 10->1"}, "test_accuracy_pct", "test acc %", ".2f", True
             ),
             seeds=(0, 1, 2),
-            cpu_s=1500,
+            cpu_s=135,
             **node_job,
         ),
         Job(
@@ -418,7 +418,7 @@ def _jobs() -> list[Job]:
             ),
             values=("test_l1", *NODE_VALUES),
             render=render_node_single({"none": "vanilla", "error": "ERNODE 0.03"}, "test_l1", "test L1 (t in [0, 25])", ".3f"),
-            cpu_s=60,
+            cpu_s=25,
             **node_job,
         ),
         Job(
@@ -448,7 +448,7 @@ def _jobs() -> list[Job]:
                     for r in [one(doc, setup=setup, method=method)]
                 ],
             ),
-            cpu_s=150,
+            cpu_s=60,
             **node_job,
         ),
         Job(
@@ -487,7 +487,7 @@ def _jobs() -> list[Job]:
                 ".2f",
                 ratio=False,
             ),
-            cpu_s=240,
+            cpu_s=60,
             **node_job,
         ),
         Job(
@@ -505,7 +505,7 @@ def _jobs() -> list[Job]:
                 ".2f",
             ),
             seeds=(0, 1, 2),
-            cpu_s=900,
+            cpu_s=170,
             **node_job,
         ),
         Job(
@@ -518,7 +518,7 @@ def _jobs() -> list[Job]:
             values=("test_l1", *NODE_VALUES),
             render=render_node_spiral14,
             seeds=(0, 1, 2),
-            cpu_s=300,
+            cpu_s=110,
             **node_job,
         ),
         Job(
@@ -536,7 +536,7 @@ def _jobs() -> list[Job]:
                 ".4f",
                 ratio=False,
             ),
-            cpu_s=60,
+            cpu_s=25,
             **node_job,
         ),
         Job(
@@ -564,7 +564,7 @@ def _jobs() -> list[Job]:
                 "test moment loss",
                 ".4f",
             ),
-            cpu_s=80,
+            cpu_s=75,
             **node_job,
         ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
@@ -612,7 +612,7 @@ def _jobs() -> list[Job]:
                 "hydra.run.dir={out}/stateless_uniform_hybrid",
             ),
             render=render_mcg_stateless,
-            cpu_s=30,
+            cpu_s=20,
             **mcg_job,
         ),
         Job(
@@ -627,7 +627,7 @@ def _jobs() -> list[Job]:
                 "'rate_fractions=[0.75]' hydra.run.dir={out}/gridworld_m4.5_hybrid",
             ),
             render=render_mcg_gridworld,
-            cpu_s=60,
+            cpu_s=50,
             **mcg_job,
         ),
         Job(
@@ -638,7 +638,7 @@ def _jobs() -> list[Job]:
                 "'message_sizes=[8]' hydra.run.dir={out}/codegrid",
             ),
             render=render_mcg_codegrid_rates,
-            cpu_s=30,
+            cpu_s=10,
             **mcg_job,
         ),
         Job(
@@ -649,7 +649,7 @@ def _jobs() -> list[Job]:
                 "'message_sizes=[8,32,128,512]' hydra.run.dir={out}/gridworld_m5",
             ),
             render=render_mcg_messages,
-            cpu_s=60,
+            cpu_s=15,
             **mcg_job,
         ),
         Job(
@@ -660,7 +660,7 @@ def _jobs() -> list[Job]:
                 "'message_sizes=[8,32,64,128,256]' hydra.run.dir={out}/codegrid",
             ),
             render=render_mcg_messages,
-            cpu_s=60,
+            cpu_s=10,
             **mcg_job,
         ),
         Job(
@@ -674,7 +674,7 @@ def _jobs() -> list[Job]:
             key=("code",),
             values=("rates", "over", "max_over", "state_rates", "lossy", "max_loss"),
             render=render_ebim_knife_edge,
-            cpu_s=15,
+            cpu_s=10,
         ),
     ]
 
