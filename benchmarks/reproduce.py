@@ -348,6 +348,33 @@ def make_doc(job: Job, records: list[dict], cpu_s: float, machine: dict[str, Any
     }
 
 
+def merge_seeds(job: Job, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """``--record --seeds``: keep the other seeds' records when they were made at the same commit on the same machine.
+
+    Otherwise the document holds the new seeds only (a table is never a mix of commits or machines).
+    """
+    same = (
+        old is not None
+        and old.get("status") == "current"
+        and old["commit"] == new["commit"]
+        and not fingerprint_diff(old.get("machine"), new["machine"])
+    )
+    if not same or "seed" not in job.key:
+        print(f"{job.name}: the committed numbers are from another commit or machine; keeping only the new seeds")
+        return new
+    assert old is not None
+    seeds = {r["seed"] for r in new["records"]}
+    kept = [r for r in old["records"] if r["seed"] not in seeds]
+    all_seeds = sorted({r["seed"] for r in kept} | seeds)
+    records = sorted(kept + new["records"], key=lambda r: [str(r.get(k)) for k in job.key])
+    return {
+        **new,
+        "records": records,
+        "commands": job.command_lines(f"runs/reproduce/{job.name}", all_seeds),
+        "cpu_s": round(new["cpu_s"] + (old.get("cpu_s") or 0.0), 1),
+    }
+
+
 # ------------------------------------------------------------------------------------------------------- rendering
 
 
@@ -476,9 +503,12 @@ def main(argv: list[str] | None = None) -> int:
         machine = fingerprint()
         for job in _select(JOBS, args.job, quick=False):
             records, cpu = run_job(job, args.seeds)
+            doc = make_doc(job, records, cpu, machine, args.seeds)
+            if args.seeds is not None:
+                doc = merge_seeds(job, doc, load_results(job.name) if results_path(job.name).exists() else None)
             RESULTS.mkdir(parents=True, exist_ok=True)
-            results_path(job.name).write_text(dump_doc(make_doc(job, records, cpu, machine, args.seeds)))
-            print(f"recorded {job.name}: {len(records)} records, {cpu:.1f} CPU-s")
+            results_path(job.name).write_text(dump_doc(doc))
+            print(f"recorded {job.name}: {len(doc['records'])} records, {cpu:.1f} CPU-s")
         return 0
     if args.check or args.job:
         return check_jobs(_select(JOBS, args.job, args.quick), args.seeds)

@@ -266,15 +266,15 @@ def render_eeg(doc: dict) -> str:
     rows = []
     for seed in sorted({r["seed"] for r in doc["records"]}):
         a, b = one(doc, setup="e300", seed=seed), one(doc, setup="e1000", seed=seed)
-        cells = [fmt(a["d_stsp"], ".3g"), fmt(a["d_h"], ".3f"), fmt(a["pe"], ".3f")]
-        cells += [fmt(b["d_stsp"], ".3g"), fmt(b["d_h"], ".3f"), fmt(b["pe"], ".3f")]
+        cells = [fmt(a["d_stsp"], "#.3g"), fmt(a["d_h"], ".3f"), fmt(a["pe"], ".3f")]
+        cells += [fmt(b["d_stsp"], "#.3g"), fmt(b["d_h"], ".3f"), fmt(b["pe"], ".3f")]
         rows.append([str(seed), *cells, f"{num(b['train_cpu_s']):.0f} s"])
     stats = []
     for setup in ("e300", "e1000"):
         ok = [r for r in pick(doc, setup=setup) if not r["failed"]]
-        for k, spec in (("d_stsp", ".3g"), ("d_h", ".3g"), ("pe", ".3g")):
+        for k in ("d_stsp", "d_h", "pe"):
             med, mad = median_mad([num(r[k]) for r in ok])
-            stats.append(f"**{med:{spec}} ± {mad:.2g}**")
+            stats.append(f"**{med:#.3g} ± {mad:#.2g}**")
     rows.append([f"**median ± MAD** (n = {len(pick(doc, setup='e1000'))})", *stats, ""])
     rows.append(["paper shPLRNN+GTF (20 runs, 5000 epochs)", *["2.1 ± 0.2", "0.11 ± 0.01", "0.55 ± 0.01"] * 2, ""])
     return table(header, rows)

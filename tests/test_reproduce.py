@@ -137,7 +137,9 @@ def test_quick_leaves_out_slow_jobs(fake, monkeypatch, capsys):
 
 def test_fingerprint_matching():
     fp = reproduce.fingerprint()
-    assert fp["cpu_model"] and fp["packages"]["torch"] and fp["torch_cpu_capability"] and fp["threads"]["OMP_NUM_THREADS"] == "1"
+    assert (
+        fp["cpu_model"] and fp["packages"]["torch"] and fp["torch_cpu_capability"] and fp["threads"]["OMP_NUM_THREADS"] == "1"
+    )
     assert reproduce.fingerprint_diff(fp, dict(fp)) == []
     assert reproduce.fingerprint_diff(fp, {**fp, "hostname": "elsewhere", "cores": 64}) == []  # informative only
     other = {**fp, "cpu_flags": [f for f in fp["cpu_flags"] if f != "avx512f"] + ["amx_bf16"]}
@@ -176,3 +178,25 @@ def test_record_refuses_uncommitted_code(monkeypatch):
     monkeypatch.setattr(reproduce, "dirty_files", lambda: ["dynamics/node/train.py"])
     with pytest.raises(SystemExit):
         reproduce.main(["--record", "--job", "node14_sde"])
+
+
+def test_results_files_round_trip_and_estimates_agree_with_the_recorded_cpu_time():
+    for name, job in reproduce_jobs.JOBS.items():
+        text = reproduce.results_path(name).read_text()
+        doc = json.loads(text)
+        assert reproduce.dump_doc(doc) == text, f"{name}.json is not in dump_doc's layout"
+        if doc["status"] == "current":
+            assert job.quick == (doc["cpu_s"] < reproduce.QUICK_CPU_S), (name, job.cpu_s, doc["cpu_s"])
+
+
+def test_record_with_seeds_keeps_other_seeds_only_from_the_same_commit_and_machine():
+    job = _job(commands=("x {out} {seeds}",), seeds=(0, 1))
+    fp = {"cpu_model": "X"}
+    old = {"status": "current", "commit": "a" * 40, "machine": fp, "cpu_s": 5.0, "records": [{"m": "a", "seed": 0, "v": 1}]}
+    new = {"status": "current", "commit": "a" * 40, "machine": fp, "cpu_s": 2.0, "records": [{"m": "a", "seed": 1, "v": 2}]}
+    merged = reproduce.merge_seeds(job, new, old)
+    assert [r["seed"] for r in merged["records"]] == [0, 1] and merged["cpu_s"] == 7.0
+    assert merged["commands"] == ["x runs/reproduce/j 0 1"]
+    assert reproduce.merge_seeds(job, new, {**old, "commit": "b" * 40})["records"] == new["records"]
+    assert reproduce.merge_seeds(job, new, {**old, "machine": {"cpu_model": "Y"}})["records"] == new["records"]
+    assert reproduce.merge_seeds(job, new, {**old, "status": "stale"})["records"] == new["records"]
