@@ -14,7 +14,7 @@ CONSTRAIN := $(if $(LOCK),-c $(LOCK))
 LOCK_VENV ?= .venv-lock
 MIN_VENV ?= .venv-min
 
-.PHONY: install run test test-slow test-cluster test-min lock lint type format clean demo-env docs
+.PHONY: install run test test-slow test-cluster test-min lock lint type format clean demo-env docs reproduce-quick
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: lint type
 
 test-slow: install
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -m slow -q
+
+# rerun every benchmark table that takes under 2 CPU-minutes and compare with its committed numbers
+reproduce-quick: install
+	PYTHONHASHSEED=0 $(BIN)/python benchmarks/reproduce.py --check --quick
 
 # the documentation site: generated reference pages, then a strict build (a broken link or reference fails)
 docs: install

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--old", default=None, help="an older ebim.py to compare")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file (benchmarks/reproduce.py)")
     args = parser.parse_args()
     impls: dict[str, Callable[..., Any]] = {"current": ebim_greedy}
     if args.old:
@@ -65,6 +67,12 @@ def main() -> None:
     for name, s in stats.items():
         print(f"| {name} | {s['rates']} | {s['over']} | {s['max_over']:.2g} | {s['state_rates']} | {s['lossy']} "
               f"| {s['max_loss']:.3g} |")  # fmt: skip
+    if args.json:
+        rows = [
+            {"code": name, **{k: v.item() if hasattr(v, "item") else v for k, v in s.items()}} for name, s in stats.items()
+        ]
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ its ConfigStore schema), the descriptions come from the schemas' ``Attributes:``
 the validators' range tables, and the group choices from ``configs/<group>/*.yaml``. ``make docs`` runs it before
 ``mkdocs build --strict``; ``tests/test_docs.py`` checks that every schema key appears.
 
-``docs/api/*.md`` list every public module of the installed packages for mkdocstrings, so a new module is documented
-without editing a page. Usage: ``python docs/gen_reference.py [DOCS_DIR]`` (both are written below ``DOCS_DIR``,
-default ``docs/``; they are build outputs and not committed).
+``results/index.md`` is ``benchmarks/README.md``'s headline table; ``docs/api/*.md`` list every public module of the
+installed packages for mkdocstrings, so a new module is documented without editing a page. Usage:
+``python docs/gen_reference.py [DOCS_DIR]`` (all are written below ``DOCS_DIR``, default ``docs/``; they are build
+outputs and not committed).
 """
 
 from __future__ import annotations
@@ -218,11 +219,18 @@ def copy_benchmark_files(docs: Path) -> int:
     return n
 
 
+def results_overview() -> str:
+    """``results/index.md``: ``benchmarks/README.md`` (the one headline table), its links made relative to the page."""
+    text = (ROOT / "benchmarks" / "README.md").read_text()
+    text = text.replace("](../docs/results/", "](").replace("](../docs/", "](../")
+    return text.replace("# Benchmarks: the headline figures", "# Results: the headline figures", 1)
+
+
 def main() -> None:
-    """Write the configuration reference and the API pages below ``sys.argv[1]`` (default ``docs/``)."""
+    """Write the configuration reference, the API pages and the results overview below ``sys.argv[1]`` (``docs/``)."""
     docs = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS
     print(f"copied {copy_benchmark_files(docs)} files from benchmarks/ to {docs / 'results' / 'files'}")
-    pages = {docs / "reference" / "configuration.md": render()}
+    pages = {docs / "reference" / "configuration.md": render(), docs / "results" / "index.md": results_overview()}
     pages |= {docs / "api" / name: api_page(title, packages) for name, (title, packages) in API_PAGES.items()}
     for path, text in pages.items():
         path.parent.mkdir(parents=True, exist_ok=True)

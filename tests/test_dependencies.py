@@ -24,6 +24,8 @@ RUNTIME_DIRS = ("rl", "envs", "dynamics", "scripts")
 DEV_TOOLS = ("scripts/deps.py",)  # development tooling under scripts/: may use the test extra
 TEST_DIRS = ("tests", "benchmarks", *DEV_TOOLS)
 FIRST_PARTY = frozenset({"rl", "envs", "dynamics", "scripts", "tests", "benchmarks"})
+# benchmarks/ scripts that tests import by module name (benchmarks/ on sys.path)
+BENCHMARK_MODULES = frozenset(p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 # Declared but never imported, each for a reason; anything else declared and not imported is dead weight.
 NOT_IMPORTED = {
@@ -69,7 +71,7 @@ def _imports(folders: tuple[str, ...]) -> dict[str, set[str]]:
                 continue
             for name in names:
                 top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in FIRST_PARTY and top not in siblings:
+                if top not in sys.stdlib_module_names and top not in FIRST_PARTY | BENCHMARK_MODULES and top not in siblings:
                     found.setdefault(name, set()).add(str(path.relative_to(REPO_ROOT)))
     return found
 
