@@ -20,6 +20,15 @@ class MixedNEConfig:
     protagonist's policy (a second, independent sample), as the official ``SAC_LD._next_q`` does (a bug there, but
     the paper's numbers come from it; the corrected target makes MixedNE-LD more pessimistic). The paper comparison
     (``benchmarks/qarl_comparison/train_comparison.sh``) uses ``official``.
+
+    Attributes:
+        delta: weight of the adversary's action in the executed one, ``(1 - delta) a + delta a_adv``.
+        sgld_lr: learning rate of both policies' SGLD (RMSprop-preconditioned Langevin) steps.
+        sgld_noise: initial scale of the Langevin noise.
+        sgld_alpha: RMSprop smoothing constant of the preconditioner.
+        noise_decay: the noise of fit k is ``sgld_noise * (1 - noise_decay) ** (k / 2)`` (the official schedule).
+        adversary_ent_coef_init: initial learned temperature of the adversary's policy.
+        target: ``corrected`` or ``official`` (above).
     """
 
     delta: float = 0.1
@@ -46,6 +55,15 @@ class CATConfig:
     ``store_unclipped``: the replay buffer stores the unclipped perturbed action ``a + delta`` (the official
     ``MASCore`` does, MuJoCo clamping the executed control) instead of the executed ``clip(a + delta, -1, 1)``
     (default; the two differ only when the perturbation leaves the action box).
+
+    Attributes:
+        budget: target L2 radius of the MAS perturbation (normalised action units).
+        lr: MAS gradient step size.
+        max_steps: MAS steps after the first two, at most.
+        tolerance: MAS stops once no coordinate moves by more than this.
+        start_fraction: the budget is 0 until this fraction of the iterations.
+        end_fraction: the budget reaches its target at this fraction of the iterations.
+        store_unclipped: store ``a + delta`` unclipped (above).
     """
 
     budget: float = 1.0
@@ -59,7 +77,12 @@ class CATConfig:
 
 @dataclass
 class LinearTemperatureConfig:
-    """``algo=qarl_linear``: alpha falls linearly from the mean of p0 to the mean of mu between these fractions."""
+    """``algo=qarl_linear``: alpha falls linearly from the mean of p0 to the mean of mu between these fractions.
+
+    Attributes:
+        start_fraction: fraction of the iterations at which alpha starts to fall.
+        end_fraction: fraction of the iterations at which alpha reaches the target's mean.
+    """
 
     start_fraction: float = 0.0
     end_fraction: float = 0.6666666666666666
@@ -67,7 +90,14 @@ class LinearTemperatureConfig:
 
 @dataclass
 class PointTeacherConfig:
-    """``algo=qarl_point``: official ``SelfPacedPointTemperatureTeacher`` values (dm_control scale, times c here)."""
+    """``algo=qarl_point``: official ``SelfPacedPointTemperatureTeacher`` values (dm_control scale, times c here).
+
+    Attributes:
+        target_dmc: target temperature.
+        lower_bound_dmc: the temperature never goes below this.
+        max_mse_dmc: squared step per teacher update (the step is its square root).
+        stop_mse_dmc: no more steps once the squared distance to the target is at most this.
+    """
 
     target_dmc: float = 1e-8
     lower_bound_dmc: float = 1e-8
@@ -122,6 +152,26 @@ class SACConfig:
     ``engine``: ``fast`` (batched critics, fused optimisers, no host sync per update) or ``reference`` (SB3's own
     update). ``compile``: ``auto`` (compile when it costs < 2% of the run's estimated update time), ``true`` or
     ``false``. ``precision``: ``auto`` (fp32 until the bf16 parity table exists), ``fp32`` or ``bf16``.
+
+    Attributes:
+        net_arch: hidden layers of the actors and of each critic (the paper: 3 x 256).
+        batch_size: replay samples per gradient step.
+        buffer_size: replay capacity per agent, in transitions.
+        tau: Polyak coefficient of the target critics.
+        gamma: discount factor.
+        actor_lr: actor learning rate (Adam).
+        critic_lr: critics' learning rate (Adam).
+        ent_coef_lr: learning rate of a learned temperature.
+        train_freq: env steps of an agent between its updates (the paper: one update per 3 steps).
+        gradient_steps: gradient steps per update.
+        learning_starts: transitions in the buffer before the critics update.
+        actor_learning_starts: transitions in the buffer before the actor and the temperature update.
+        warmup: ``policy`` or ``random`` (above).
+        protagonist_ent_coef_init: initial learned temperature of the protagonist.
+        adversary_ent_coef_init: initial learned temperature of an adversary that learns its own.
+        engine: ``fast`` or ``reference`` (above).
+        compile: ``auto``, ``true`` or ``false`` (above).
+        precision: ``auto``, ``fp32`` or ``bf16`` (above).
     """
 
     net_arch: list[int] = field(default_factory=lambda: [256, 256, 256])
@@ -151,6 +201,19 @@ class CurriculumConfig:
     Temperatures are ``c`` times the dm_control ones: the Gamma rate is ``rate_dmc / c``. The threshold is
     ``xi = J_rand + threshold_fraction * (100 * c - J_rand)`` unless ``threshold`` is given; ``c`` and
     ``J_rand`` default to the env's ``reward_scale`` and ``random_return``.
+
+    Attributes:
+        nu_init: shape of the initial Gamma distribution p0 of the adversary's temperature (the paper: 50).
+        nu_target: shape of the target distribution mu (1: the rational end of the curriculum).
+        rate_dmc: Gamma rate on the dm_control scale (divided by ``c`` here).
+        epsilon: KL trust region of one teacher update.
+        min_pairs: (alpha, return) pairs needed before a teacher update.
+        update_every: iterations between teacher updates.
+        kl_stop: once ``KL(p || mu)`` is at most this, the teacher moves to the target.
+        reward_scale: ``c`` (``null``: the env's value).
+        random_return: ``J_rand`` (``null``: the env's value).
+        threshold: ``xi`` (``null``: from ``threshold_fraction``).
+        threshold_fraction: the fraction in the threshold's formula (above).
     """
 
     nu_init: float = 50.0
