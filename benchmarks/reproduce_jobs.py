@@ -241,7 +241,8 @@ def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, p
             row = [str(r["seed"]), *cells, f"{num(r['train_cpu_s']):.0f} s"]
             if old:
                 o = one(old, seed=r["seed"])
-                row.append("failed" if o["failed"] else f"{fmt(o['d_stsp'], metric_specs['d_stsp'])} / {fmt(o['d_h'], metric_specs['d_h'])}")
+                cross = f"{fmt(o['d_stsp'], metric_specs['d_stsp'])} / {fmt(o['d_h'], metric_specs['d_h'])}"
+                row.append("failed" if o["failed"] else cross)
             rows.append(row)
         ok = [r for r in doc["records"] if not r["failed"]]
         stats = []
