@@ -14,6 +14,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/sac_parity}
 MODES=${MODES:-reference bf16 fp32c}
+TASKS=${TASKS:-InvertedPendulum dmc_walker_walk}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$OUT"
 # the code that trains: the commit and any uncommitted change, once per launch
@@ -26,16 +27,24 @@ mode_args() {
     *) echo "unknown mode $1 (valid: reference bf16 fp32c)" >&2; exit 2 ;;
   esac
 }
-for mode in $MODES; do
-  # shellcheck disable=SC2046
-  .venv/bin/python scripts/train_qarl.py -m seed=0,1,2,3,4 algo=qarl,sac env=InvertedPendulum \
-    budget=paper budget.max_env_steps=10000 budget.horizon=200 budget.eval_every=2 budget.eval_episodes=5 \
-    sac.learning_starts=1000 sac.actor_learning_starts=1000 $(mode_args "$mode") \
-    device=cpu progress=false resume=auto hydra/launcher=joblib hydra.launcher.n_jobs=1 \
-    hydra.sweep.dir="$OUT/InvertedPendulum/$mode" 'hydra.sweep.subdir=${name}'
-  # shellcheck disable=SC2046
-  .venv/bin/python scripts/train_qarl.py -m seed=0,1,2 algo=qarl,sac env=dmc_walker_walk \
-    budget=paper budget.max_env_steps=40000 budget.eval_every=1 budget.eval_episodes=5 $(mode_args "$mode") \
-    device=cpu progress=false resume=auto hydra/launcher=joblib hydra.launcher.n_jobs=1 \
-    hydra.sweep.dir="$OUT/dmc_walker_walk/$mode" 'hydra.sweep.subdir=${name}'
+# Task-major order (one task's modes finish together): InvertedPendulum's three modes, then walker-walk's.
+for task in $TASKS; do
+  for mode in $MODES; do
+    case "$task" in
+      InvertedPendulum)
+        # shellcheck disable=SC2046
+        .venv/bin/python scripts/train_qarl.py -m seed=0,1,2,3,4 algo=qarl,sac env=InvertedPendulum \
+          budget=paper budget.max_env_steps=10000 budget.horizon=200 budget.eval_every=2 budget.eval_episodes=5 \
+          sac.learning_starts=1000 sac.actor_learning_starts=1000 $(mode_args "$mode") \
+          device=cpu progress=false resume=auto hydra/launcher=joblib hydra.launcher.n_jobs=1 \
+          hydra.sweep.dir="$OUT/InvertedPendulum/$mode" 'hydra.sweep.subdir=${name}' ;;
+      dmc_walker_walk)
+        # shellcheck disable=SC2046
+        .venv/bin/python scripts/train_qarl.py -m seed=0,1,2 algo=qarl,sac env=dmc_walker_walk \
+          budget=paper budget.max_env_steps=40000 budget.eval_every=1 budget.eval_episodes=5 $(mode_args "$mode") \
+          device=cpu progress=false resume=auto hydra/launcher=joblib hydra.launcher.n_jobs=1 \
+          hydra.sweep.dir="$OUT/dmc_walker_walk/$mode" 'hydra.sweep.subdir=${name}' ;;
+      *) echo "unknown task $task (valid: InvertedPendulum dmc_walker_walk)" >&2; exit 2 ;;
+    esac
+  done
 done
