@@ -129,6 +129,33 @@ def _row(task: str, algo: str, mode: str, group: list[Run], base: list[Run]) -> 
     return row
 
 
+def plot_curves(runs: list[Run], path: Path) -> None:
+    """Mean nominal evaluation return over seeds (band: min to max) per task, algorithm and mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(t, a) for t in BUDGETS for a in ("qarl", "sac") if any((r.task, r.algo) == (t, a) for r in runs)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (task, algo) in zip(axes[0], panels, strict=True):
+        for mode, label in MODES.items():
+            group = [r for r in runs if (r.task, r.algo, r.mode) == (task, algo, mode)]
+            if not group:
+                continue
+            grid = np.linspace(max(r.steps[0] for r in group), min(r.steps[-1] for r in group), 50)
+            ys = np.array([np.interp(grid, r.steps, r.returns) for r in group])
+            ax.plot(grid, ys.mean(axis=0), label=f"{label} ({len(group)})")
+            ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), alpha=0.15)
+        ax.set_title(f"{task}, {algo}")
+        ax.set_xlabel("protagonist env steps")
+        ax.set_ylabel("nominal evaluation return")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sac_parity")
@@ -179,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 cells.append("baseline" if row["mode"] == BASELINE else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
+    plot_curves(runs, args.out / "sac_parity.png")
+    lines += ["", "![learning curves per mode (mean over seeds, band: min to max)](sac_parity.png)"]
     (args.out / "sac_parity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
