@@ -345,3 +345,38 @@ def test_cuda_update_never_synchronises_with_the_host(cls, compile, precision):
         th.cuda.set_sync_debug_mode(0)
     model.flush_training_stats()
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+def test_training_mode_guard_skips_only_calls_that_change_nothing(tmp_path, monkeypatch):
+    import copy
+
+    model = make(update="reference")
+    policy = model.policy
+    calls = []
+    original = th.nn.Module.train
+
+    def counting(self, mode=True):
+        calls.append(mode)
+        return original(self, mode)
+
+    monkeypatch.setattr(th.nn.Module, "train", counting)
+    obs = np.zeros(model.observation_space.shape, dtype=np.float32)
+    model.predict(obs)  # training -> eval: walks the modules
+    assert calls and not policy.training and not policy.actor.training and not policy.critic.training
+    calls.clear()
+    for _ in range(3):
+        model.predict(obs)  # already eval: nothing to walk
+    assert calls == []
+    policy.set_training_mode(True)  # a real change still happens
+    assert calls and policy.training and policy.actor.training and policy.critic.training
+    policy.critic.train(False)  # a part out of step is put back
+    calls.clear()
+    policy.set_training_mode(True)
+    assert calls and policy.critic.training
+    clone = copy.deepcopy(policy)  # the guard follows the copy, not the original
+    clone.set_training_mode(False)
+    assert not clone.training and policy.training
+    model.save(tmp_path / "m.zip")
+    loaded = QARLSAC.load(tmp_path / "m.zip")
+    assert "set_training_mode" in vars(loaded.policy)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])

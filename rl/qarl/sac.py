@@ -9,6 +9,7 @@ optionally compiled and in bf16), which ``train_qarl`` uses by default (``sac.en
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,29 @@ WARMUP = ("random", "policy")
 __all__ = ["ENGINES", "QARLSAC", "LossNotFiniteError", "PerSampleTemperatureSAC"]
 
 ENGINES = ("reference", "fast")
+
+
+def _set_training_mode_if_changed(policy: Any, mode: bool) -> None:
+    """``policy.set_training_mode(mode)``, skipped when the policy, its actor and its critic already have the mode.
+
+    SB3 sets the mode before every ``predict`` and every ``train`` call, and ``nn.Module.train`` walks every submodule:
+    0.14 ms per call at 3 x 256 (two calls per env step with one update: ~0.3 ms, about 10 % of a bf16 update). The
+    mode only sets flags (SAC's networks have no dropout or batch norm; if one had, the flags still end up the same),
+    so skipping a call that would change nothing changes no number.
+    """
+    parts = [policy, *(getattr(policy, name, None) for name in ("actor", "critic"))]
+    if all(part.training == mode for part in parts if part is not None):
+        return
+    type(policy).set_training_mode(policy, mode)
+
+
+def install_training_mode_guard(policy: Any) -> None:
+    """Bind :func:`_set_training_mode_if_changed` as ``policy.set_training_mode``.
+
+    It is an instance attribute: the policy's class, state dict and SB3's save format are unchanged, and a deep copy
+    rebinds it to the copy.
+    """
+    policy.__dict__["set_training_mode"] = types.MethodType(_set_training_mode_if_changed, policy)
 
 
 class QARLSAC(SAC):
@@ -116,6 +140,7 @@ class QARLSAC(SAC):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        install_training_mode_guard(self.policy)
         self._set_learning_rates()
         self._fast = self._make_fast() if self.sac_engine == "fast" else None
 
