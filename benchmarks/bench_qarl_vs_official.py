@@ -31,7 +31,7 @@ Setup (official code, once)::
     /work/official-venv/bin/pip install mujoco==2.3.5 dm-control==1.0.12 mushroom-rl==1.9.1 numpy==1.24.3 \
         scipy==1.10.1 tqdm==4.65.0 gymnasium==0.28.1 torch==2.13.0
 
-Run (from the repository root; ~8 CPU-minutes with the defaults)::
+Run (from the repository root; ~5 CPU-minutes with the defaults: 8 worker processes)::
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_qarl_vs_official.py \
         --official-src /work/official-qarl --official-python /work/official-venv/bin/python
