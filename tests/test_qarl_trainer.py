@@ -197,3 +197,28 @@ def test_nan_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
     assert (tmp_path / "checkpoints" / latest / "protagonist.zip").exists()
     load_policies(tmp_path)
+
+
+def test_a_state_records_the_update_mode_and_a_resolved_change_is_noted(tmp_path, capsys):
+    import dataclasses
+
+    tr = make_trainer(tmp_path)
+    state = tr.state_dict()
+    assert (
+        state["trainer"]["update_mode"]
+        == tr.update_mode.as_dict()
+        == {
+            "engine": tr.update_mode.engine,
+            "compile": tr.update_mode.compile,
+            "precision": tr.update_mode.precision,
+        }
+    )
+    tr.load_state_dict(state)  # the same mode: nothing to say
+    assert "mode was" not in capsys.readouterr().out
+    state["trainer"]["update_mode"] = {**state["trainer"]["update_mode"], "precision": "bf16"}
+    tr.load_state_dict(state)  # e.g. precision=auto resolved to bf16 when the run started, fp32 here
+    assert "mode was" in capsys.readouterr().out and tr.state.update_mode == tr.update_mode.as_dict()
+    state["trainer"].pop("update_mode")  # a checkpoint from before the field: loads, says nothing
+    tr.load_state_dict(state)
+    assert "mode was" not in capsys.readouterr().out
+    assert "update_mode" in {f.name for f in dataclasses.fields(tr.state)}

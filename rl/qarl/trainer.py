@@ -119,6 +119,9 @@ class TrainerState:
         wall_time: seconds spent in iterations (summed over resumes).
         rng_state: the state of the temperature generator.
         last_eval: the last evaluation's returns.
+        update_mode: the SAC update's resolved mode when the state was taken (``engine``, ``compile``,
+            ``precision``), so that a resume whose ``auto`` keys resolve otherwise (another machine, another code
+            version) says so; empty in checkpoints written before it existed.
     """
 
     iteration: int = 0
@@ -128,6 +131,7 @@ class TrainerState:
     wall_time: float = 0.0
     rng_state: dict[str, Any] = field(default_factory=dict)
     last_eval: dict[str, float] = field(default_factory=dict)
+    update_mode: dict[str, Any] = field(default_factory=dict)
 
 
 class QARLTrainer:
@@ -367,6 +371,7 @@ class QARLTrainer:
                 iteration's additions needs (the in-memory snapshot of :meth:`rollback`).
         """
         self.state.rng_state = copy.deepcopy(dict(self.rng.bit_generator.state))
+        self.state.update_mode = self.update_mode.as_dict()
         max_rows = int(self.cfg.budget.episodes_per_phase) * int(self.cfg.budget.horizon) + 1
         return {
             "version": STATE_VERSION,
@@ -397,6 +402,12 @@ class QARLTrainer:
         for name, component in self.components.items():
             component.load_state_dict(copy.deepcopy(state["components"][name]))
         self.state = TrainerState(**copy.deepcopy(state["trainer"]))
+        if self.state.update_mode and self.state.update_mode != self.update_mode.as_dict():
+            print(
+                f"note: the SAC update's mode was {self.state.update_mode} when this state was saved and resolves to "
+                f"{self.update_mode.as_dict()} now: the run continues, but not bit for bit as it would have in its own mode"
+            )
+        self.state.update_mode = self.update_mode.as_dict()
         self.rng.bit_generator.state = copy.deepcopy(self.state.rng_state)
         if self.teacher is not None and state["teacher"] is not None:
             self.teacher = teacher_from_state(copy.deepcopy(state["teacher"]))

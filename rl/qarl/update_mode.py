@@ -61,6 +61,10 @@ class UpdateMode:
         """The keyword arguments of :class:`rl.qarl.sac.QARLSAC` for this mode."""
         return {"sac_engine": self.engine, "sac_compile": self.compile, "sac_precision": self.precision}
 
+    def as_dict(self) -> dict[str, Any]:
+        """``engine``, ``compile`` and ``precision`` (what a checkpoint records)."""
+        return {"engine": self.engine, "compile": self.compile, "precision": self.precision}
+
     def describe(self) -> str:
         """One line for the launch log."""
         return f"SAC update: {self.engine}, compile={self.compile}, precision={self.precision} ({self.reason})"
