@@ -89,7 +89,15 @@ def collect_node(out: Path) -> list[dict]:
             for key in ("test_accuracy", "train_accuracy"):
                 if key in m:
                     rec[f"{key}_pct"] = 100 * m[key]
-            for key in ("test_l1", "test_mse", "test_moment_loss", *NODE_VALUES, *NODE_TIMINGS):
+            for key in (
+                "test_l1",
+                "test_mse",
+                "test_moment_loss",
+                "test_mean_loss",
+                "test_var_loss",
+                *NODE_VALUES,
+                *NODE_TIMINGS,
+            ):
                 if key in m:
                     rec[key] = _clean(m[key])
             records.append(rec)
@@ -116,6 +124,8 @@ def collect_gtf(out: Path) -> list[dict]:
         q = json.loads(path.read_text())
         rec = {"setup": path.parent.parent.name, "seed": q["seed"], **{k: _clean(q.get(k)) for k in GTF_VALUES}}
         rec.update(train_cpu_s=q["train_cpu_s"], eval_cpu_s=q.get("eval_cpu_s"))
+        if "select_d_stsp_holdout" in q:
+            rec["select_d_stsp_holdout"] = _clean(q["select_d_stsp_holdout"])
         records.append(rec)
     return records
 
@@ -192,6 +202,39 @@ def render_node_seeds(labels: dict[str, str], metric: str, title: str, spec: str
     return render
 
 
+def render_node_front(rows_spec: Sequence[tuple[str, str, str]], metric: str, title: str, spec: str) -> Callable:
+    """Renderer of NODE set-ups over seeds: one row per ``(setup, method, label)``, the first row the reference.
+
+    Cells: the metric per seed and its mean with the ratio to the reference's mean, test NFE per seed and its mean
+    with the ratio, mean train forward NFE, mean train seconds with the ratio.
+    """
+
+    def render(doc: dict) -> str:
+        seeds = sorted({r["seed"] for r in doc["records"]})
+        ref_setup, ref_method, _ = rows_spec[0]
+        ref = [one(doc, setup=ref_setup, method=ref_method, seed=s) for s in seeds]
+        rows = []
+        for setup, method, label in rows_spec:
+            rs = [one(doc, setup=setup, method=method, seed=s) for s in seeds]
+            ratios = [mean(rs, k) / mean(ref, k) for k in (metric, "test_nfe", "train_time_s")]
+            rows.append(
+                [
+                    label,
+                    " / ".join(fmt(r[metric], spec) for r in rs),
+                    f"**{mean(rs, metric):{spec}}** ({ratios[0]:.2f}x)",
+                    " / ".join(fmt(r["test_nfe"], ".0f") for r in rs),
+                    f"**{mean(rs, 'test_nfe'):.1f}** ({ratios[1]:.2f}x)",
+                    f"{mean(rs, 'train_nfe_forward_mean'):.1f}",
+                    f"{mean(rs, 'train_time_s'):.1f} ({ratios[2]:.2f}x)",
+                ]
+            )
+        seeds_txt = " / ".join(map(str, seeds))
+        header = ["method", f"{title} (seeds {seeds_txt})", f"mean {title}", "test NFE (seeds)", "mean test NFE"]
+        return table([*header, "mean train fwd NFE", "mean train s"], rows)
+
+    return render
+
+
 def render_node_spiral14(doc: dict) -> str:
     """Issue 14's spiral baselines: one row per method, seeds side by side."""
     labels = {
@@ -222,16 +265,28 @@ def render_node_spiral14(doc: dict) -> str:
     return table([*header, "mean test NFE", "mean train fwd NFE", "mean train s"], rows)
 
 
-def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, previous: str | None = None) -> Callable:
-    """Renderer of a Table-1 sweep: one row per seed, failed runs named, median ± MAD over the finished ones."""
+def render_gtf_seeds(
+    metric_specs: dict[str, str],
+    with_lyapunov: bool = True,
+    previous: str | None = None,
+    previous_label: str = "same seed, 300 epochs to 1e-4 (above)",
+    holdout: bool = False,
+) -> Callable:
+    """Renderer of a Table-1 sweep: one row per seed, failed runs named, median ± MAD over the finished ones.
+
+    ``previous`` adds a column with D_stsp / D_H of the same seed in that job; ``holdout`` a column with the last
+    model's D_stsp on the held-out tail of the training series (``select_holdout=true`` runs).
+    """
     paper = {"d_stsp": "4.3 ± 0.6", "d_h": "0.34 ± 0.02", "pe": "(2.4 ± 0.1)e-3"}
 
     def render(doc: dict) -> str:
         keys = ["d_stsp", "d_h", "pe", *(["lyapunov"] if with_lyapunov else [])]
         header = ["seed", "D_stsp", "D_H", "PE(20)", *(["λ_max / step"] if with_lyapunov else []), "training CPU"]
         old = load_results(previous) if previous else None
+        if holdout:
+            header.append("D_stsp, held-out training tail")
         if old:
-            header.append("same seed, 300 epochs to 1e-4 (above)")
+            header.append(previous_label)
         rows = []
         for r in sorted(doc["records"], key=lambda r: r["seed"]):
             if r["failed"]:
@@ -239,6 +294,8 @@ def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, p
             else:
                 cells = [fmt(r[k], metric_specs[k]) for k in keys]
             row = [str(r["seed"]), *cells, f"{num(r['train_cpu_s']):.0f} s"]
+            if holdout:
+                row.append(fmt(r.get("select_d_stsp_holdout"), ".2f"))
             if old:
                 o = one(old, seed=r["seed"])
                 cross = f"{fmt(o['d_stsp'], metric_specs['d_stsp'])} / {fmt(o['d_h'], metric_specs['d_h'])}"
@@ -252,10 +309,11 @@ def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, p
             stats.append(f"**{med:{spec}} ± {mad:{spec}}**")
         n_failed = len(doc["records"]) - len(ok)
         label = f"**median ± MAD** (n = {len(ok)}, {n_failed} failed run{'s' if n_failed != 1 else ''} dropped)"
-        rows.append([label, *stats, *([""] if with_lyapunov else []), "", *([""] if old else [])])
-        rows.append(["paper shPLRNN+GTF (20 runs, 100 % budget)", *paper.values(), *([""] if with_lyapunov else []), ""])
-        if old:
-            rows[-1].append("")
+        tail = [""] * (int(holdout) + int(bool(old)))
+        rows.append([label, *stats, *([""] if with_lyapunov else []), "", *tail])
+        rows.append(
+            ["paper shPLRNN+GTF (20 runs, 100 % budget)", *paper.values(), *([""] if with_lyapunov else []), "", *tail]
+        )
         return table(header, rows)
 
     return render
@@ -587,6 +645,20 @@ def _jobs() -> list[Job]:
             ),
             seeds=(1, 2, 3, 4, 5, 6),
             cpu_s=2700,
+            **gtf_job,
+        ),
+        Job(
+            name="table1_ecg_6pct_holdout",
+            section="Issue 23: Table 1 (ECG) at 6 %, schedule and model chosen without the test series",
+            commands=(f"{GTF1} {ecg} 480 --epochs 300 --lr-end 1e-4 --out {{out}}/e300h select_holdout=true",),
+            render=render_gtf_seeds(
+                {"d_stsp": ".2f", "d_h": ".3f", "pe": ".2e", "lyapunov": ".3f", **GTF_MAD_SPECS},
+                previous="table1_ecg_6pct",
+                previous_label="same seed, old protocol (above): D_stsp / D_H",
+                holdout=True,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6),
+            cpu_s=1300,
             **gtf_job,
         ),
         Job(
