@@ -445,6 +445,9 @@ def render_ebim_knife_edge(doc: dict) -> str:
 
 SDE_ERR = "error@reg.coef=0.2@reg.agg=sum@reg.schedule=constant"
 SDE_ERR05 = "error@reg.coef=0.05@reg.agg=sum@reg.schedule=constant"
+LAT_ERR = "error@reg.coef=0.1@reg.schedule=constant@reg.warmup=20"
+LAT_ERR_COLD = "error@reg.coef=0.1@reg.schedule=constant"
+LAT_ERR_LOOSE = "error@reg.coef=0.01@reg.schedule=constant@reg.warmup=20"
 MCG_STATELESS = "mcg_mdp=stateless episodes=100 'message_sizes=[64]'"
 MCG_GRID = "mcg_mdp=gridworld episodes=200 'rate_fractions=[1.0,0.75,0.5,0.25]' 'message_sizes=[8]'"
 
@@ -624,6 +627,32 @@ def _jobs() -> list[Job]:
                 ".4f",
             ),
             cpu_s=75,
+            **node_job,
+        ),
+        Job(
+            name="node23_latent",
+            section="Latent ODE: warm-up, 40 epochs, two tolerances, 3 seeds (issue 23)",
+            commands=(
+                f"{NODE} --task latent --seeds {{seeds}} --regs none {LAT_ERR} {LAT_ERR_COLD} --epochs 40 "
+                "--out {out}/tol1e-6",
+                f"{NODE} --task latent --seeds {{seeds}} --regs none {LAT_ERR_LOOSE} --epochs 40 "
+                "--extra solver.rtol=1e-4 solver.atol=1e-4 --out {out}/tol1e-4",
+            ),
+            values=("test_mse", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("tol1e-6", "none", "vanilla, tol 1e-6"),
+                    ("tol1e-6", LAT_ERR, "ERNODE 0.1, warm-up 20 epochs, tol 1e-6"),
+                    ("tol1e-6", LAT_ERR_COLD, "ERNODE 0.1, no warm-up, tol 1e-6"),
+                    ("tol1e-4", "none", "vanilla, tol 1e-4"),
+                    ("tol1e-4", LAT_ERR_LOOSE, "ERNODE 0.01, warm-up 20 epochs, tol 1e-4"),
+                ],
+                "test_mse",
+                "test MSE",
+                ".4f",
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=300,
             **node_job,
         ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
