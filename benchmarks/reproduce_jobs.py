@@ -202,11 +202,14 @@ def render_node_seeds(labels: dict[str, str], metric: str, title: str, spec: str
     return render
 
 
-def render_node_front(rows_spec: Sequence[tuple[str, str, str]], metric: str, title: str, spec: str) -> Callable:
+def render_node_front(
+    rows_spec: Sequence[tuple[str, str, str]], metric: str, title: str, spec: str, parts: Sequence[str] = ()
+) -> Callable:
     """Renderer of NODE set-ups over seeds: one row per ``(setup, method, label)``, the first row the reference.
 
-    Cells: the metric per seed and its mean with the ratio to the reference's mean, test NFE per seed and its mean
-    with the ratio, mean train forward NFE, mean train seconds with the ratio.
+    Cells: the metric per seed and its mean with the ratio to the reference's mean, the means of ``parts`` (fields
+    that add up to the metric), test NFE per seed and its mean with the ratio, mean train forward NFE, mean train
+    seconds with the ratio.
     """
 
     def render(doc: dict) -> str:
@@ -222,6 +225,7 @@ def render_node_front(rows_spec: Sequence[tuple[str, str, str]], metric: str, ti
                     label,
                     " / ".join(fmt(r[metric], spec) for r in rs),
                     f"**{mean(rs, metric):{spec}}** ({ratios[0]:.2f}x)",
+                    *(f"{mean(rs, p):{spec}}" for p in parts),
                     " / ".join(fmt(r["test_nfe"], ".0f") for r in rs),
                     f"**{mean(rs, 'test_nfe'):.1f}** ({ratios[1]:.2f}x)",
                     f"{mean(rs, 'train_nfe_forward_mean'):.1f}",
@@ -229,7 +233,8 @@ def render_node_front(rows_spec: Sequence[tuple[str, str, str]], metric: str, ti
                 ]
             )
         seeds_txt = " / ".join(map(str, seeds))
-        header = ["method", f"{title} (seeds {seeds_txt})", f"mean {title}", "test NFE (seeds)", "mean test NFE"]
+        header = ["method", f"{title} (seeds {seeds_txt})", f"mean {title}", *(f"mean {p}" for p in parts)]
+        header += ["test NFE (seeds)", "mean test NFE"]
         return table([*header, "mean train fwd NFE", "mean train s"], rows)
 
     return render
@@ -445,6 +450,8 @@ def render_ebim_knife_edge(doc: dict) -> str:
 
 SDE_ERR = "error@reg.coef=0.2@reg.agg=sum@reg.schedule=constant"
 SDE_ERR05 = "error@reg.coef=0.05@reg.agg=sum@reg.schedule=constant"
+SDE_WARM03 = "error@reg.coef=0.03@reg.agg=sum@reg.schedule=constant@reg.warmup=10"
+SDE_WARM10 = "error@reg.coef=0.1@reg.agg=sum@reg.schedule=constant@reg.warmup=10"
 LAT_ERR = "error@reg.coef=0.1@reg.schedule=constant@reg.warmup=20"
 LAT_ERR_COLD = "error@reg.coef=0.1@reg.schedule=constant"
 LAT_ERR_LOOSE = "error@reg.coef=0.01@reg.schedule=constant@reg.warmup=20"
@@ -653,6 +660,29 @@ def _jobs() -> list[Job]:
             ),
             seeds=(0, 1, 2),
             cpu_s=300,
+            **node_job,
+        ),
+        Job(
+            name="node23_sde",
+            section="Neural SDE: warm-up, 1000 iterations, 3 seeds (issue 23)",
+            commands=(
+                f"{NODE} --task sde --seeds {{seeds}} --regs none {SDE_WARM03} {SDE_WARM10} --epochs 20 "
+                "--extra task.timing_repeats=2 --out {out}/sde",
+            ),
+            values=("test_moment_loss", "test_mean_loss", "test_var_loss", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("sde", "none", "vanilla"),
+                    ("sde", SDE_WARM03, "ERNODE 0.03 sum, warm-up 500 it."),
+                    ("sde", SDE_WARM10, "ERNODE 0.1 sum, warm-up 500 it."),
+                ],
+                "test_moment_loss",
+                "test moment loss",
+                ".4f",
+                parts=("test_mean_loss", "test_var_loss"),
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=1100,
             **node_job,
         ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
