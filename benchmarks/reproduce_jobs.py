@@ -685,6 +685,30 @@ def _jobs() -> list[Job]:
             cpu_s=1100,
             **node_job,
         ),
+        Job(
+            name="node23_digits_k1",
+            section="Local regularizers with and without k1 on the graph: digits, 3 seeds, 20 epochs (issue 23)",
+            commands=(
+                f"{NODE} --task digits --seeds {{seeds}} --regs none local_error local_error@reg.local_k1_grad=true "
+                "local_stiffness local_stiffness@reg.local_k1_grad=true --epochs 20 --out {out}/digits",
+            ),
+            values=("test_accuracy_pct", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("digits", "none", "vanilla"),
+                    ("digits", "local_error", "local ERNODE 2.5 -> 1 per step, `local_k1_grad=false`"),
+                    ("digits", "local_error@reg.local_k1_grad=true", "local ERNODE, `local_k1_grad=true`"),
+                    ("digits", "local_stiffness", "local SRNODE 1e-5, `local_k1_grad=false`"),
+                    ("digits", "local_stiffness@reg.local_k1_grad=true", "local SRNODE, `local_k1_grad=true`"),
+                ],
+                "test_accuracy_pct",
+                "test acc %",
+                ".2f",
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=300,
+            **node_job,
+        ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
         Job(
             name="table1_ecg_6pct",
