@@ -659,7 +659,7 @@ def _jobs() -> list[Job]:
                 ".4f",
             ),
             seeds=(0, 1, 2),
-            cpu_s=300,
+            cpu_s=265,
             **node_job,
         ),
         Job(
@@ -682,7 +682,7 @@ def _jobs() -> list[Job]:
                 parts=("test_mean_loss", "test_var_loss"),
             ),
             seeds=(0, 1, 2),
-            cpu_s=1100,
+            cpu_s=900,
             **node_job,
         ),
         Job(
@@ -706,7 +706,7 @@ def _jobs() -> list[Job]:
                 ".2f",
             ),
             seeds=(0, 1, 2),
-            cpu_s=300,
+            cpu_s=160,
             **node_job,
         ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
@@ -741,7 +741,7 @@ def _jobs() -> list[Job]:
                 holdout=True,
             ),
             seeds=(1, 2, 3, 4, 5, 6),
-            cpu_s=1300,
+            cpu_s=1130,
             **gtf_job,
         ),
         Job(
