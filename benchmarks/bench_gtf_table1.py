@@ -104,6 +104,8 @@ def run_seed(preset: str, seed: int, epochs: int, out: Path, extra: list[str], b
         metrics, _ = evaluate_model(model, obs, data.test, lyapunov_steps=2000, inputs=data.inputs_test)
         row.update(checkpoint="last.pt", epoch=int(state["epoch"]), updates=int(state["n_updates"]), **metrics._asdict())
         row.update(eval_cpu_s=time.process_time() - t1, final_loss=result.get("loss"), data=data.provenance, failed=False)
+        if "select_d_stsp_holdout" in result:  # select_holdout=true: the last model's D_stsp on the held-out tail
+            row["select_d_stsp_holdout"] = result["select_d_stsp_holdout"]
     atomic_write_text(run_dir / "quality.json", json.dumps(row, indent=2))
     return row
 

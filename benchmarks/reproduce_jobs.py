@@ -89,7 +89,15 @@ def collect_node(out: Path) -> list[dict]:
             for key in ("test_accuracy", "train_accuracy"):
                 if key in m:
                     rec[f"{key}_pct"] = 100 * m[key]
-            for key in ("test_l1", "test_mse", "test_moment_loss", *NODE_VALUES, *NODE_TIMINGS):
+            for key in (
+                "test_l1",
+                "test_mse",
+                "test_moment_loss",
+                "test_mean_loss",
+                "test_var_loss",
+                *NODE_VALUES,
+                *NODE_TIMINGS,
+            ):
                 if key in m:
                     rec[key] = _clean(m[key])
             records.append(rec)
@@ -116,6 +124,8 @@ def collect_gtf(out: Path) -> list[dict]:
         q = json.loads(path.read_text())
         rec = {"setup": path.parent.parent.name, "seed": q["seed"], **{k: _clean(q.get(k)) for k in GTF_VALUES}}
         rec.update(train_cpu_s=q["train_cpu_s"], eval_cpu_s=q.get("eval_cpu_s"))
+        if "select_d_stsp_holdout" in q:
+            rec["select_d_stsp_holdout"] = _clean(q["select_d_stsp_holdout"])
         records.append(rec)
     return records
 
@@ -192,6 +202,44 @@ def render_node_seeds(labels: dict[str, str], metric: str, title: str, spec: str
     return render
 
 
+def render_node_front(
+    rows_spec: Sequence[tuple[str, str, str]], metric: str, title: str, spec: str, parts: Sequence[str] = ()
+) -> Callable:
+    """Renderer of NODE set-ups over seeds: one row per ``(setup, method, label)``, the first row the reference.
+
+    Cells: the metric per seed and its mean with the ratio to the reference's mean, the means of ``parts`` (fields
+    that add up to the metric), test NFE per seed and its mean with the ratio, mean train forward NFE, mean train
+    seconds with the ratio.
+    """
+
+    def render(doc: dict) -> str:
+        seeds = sorted({r["seed"] for r in doc["records"]})
+        ref_setup, ref_method, _ = rows_spec[0]
+        ref = [one(doc, setup=ref_setup, method=ref_method, seed=s) for s in seeds]
+        rows = []
+        for setup, method, label in rows_spec:
+            rs = [one(doc, setup=setup, method=method, seed=s) for s in seeds]
+            ratios = [mean(rs, k) / mean(ref, k) for k in (metric, "test_nfe", "train_time_s")]
+            rows.append(
+                [
+                    label,
+                    " / ".join(fmt(r[metric], spec) for r in rs),
+                    f"**{mean(rs, metric):{spec}}** ({ratios[0]:.2f}x)",
+                    *(f"{mean(rs, p):{spec}}" for p in parts),
+                    " / ".join(fmt(r["test_nfe"], ".0f") for r in rs),
+                    f"**{mean(rs, 'test_nfe'):.1f}** ({ratios[1]:.2f}x)",
+                    f"{mean(rs, 'train_nfe_forward_mean'):.1f}",
+                    f"{mean(rs, 'train_time_s'):.1f} ({ratios[2]:.2f}x)",
+                ]
+            )
+        seeds_txt = " / ".join(map(str, seeds))
+        header = ["method", f"{title} (seeds {seeds_txt})", f"mean {title}", *(f"mean {p}" for p in parts)]
+        header += ["test NFE (seeds)", "mean test NFE"]
+        return table([*header, "mean train fwd NFE", "mean train s"], rows)
+
+    return render
+
+
 def render_node_spiral14(doc: dict) -> str:
     """Issue 14's spiral baselines: one row per method, seeds side by side."""
     labels = {
@@ -222,16 +270,28 @@ def render_node_spiral14(doc: dict) -> str:
     return table([*header, "mean test NFE", "mean train fwd NFE", "mean train s"], rows)
 
 
-def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, previous: str | None = None) -> Callable:
-    """Renderer of a Table-1 sweep: one row per seed, failed runs named, median ± MAD over the finished ones."""
+def render_gtf_seeds(
+    metric_specs: dict[str, str],
+    with_lyapunov: bool = True,
+    previous: str | None = None,
+    previous_label: str = "same seed, 300 epochs to 1e-4 (above)",
+    holdout: bool = False,
+) -> Callable:
+    """Renderer of a Table-1 sweep: one row per seed, failed runs named, median ± MAD over the finished ones.
+
+    ``previous`` adds a column with D_stsp / D_H of the same seed in that job; ``holdout`` a column with the last
+    model's D_stsp on the held-out tail of the training series (``select_holdout=true`` runs).
+    """
     paper = {"d_stsp": "4.3 ± 0.6", "d_h": "0.34 ± 0.02", "pe": "(2.4 ± 0.1)e-3"}
 
     def render(doc: dict) -> str:
         keys = ["d_stsp", "d_h", "pe", *(["lyapunov"] if with_lyapunov else [])]
         header = ["seed", "D_stsp", "D_H", "PE(20)", *(["λ_max / step"] if with_lyapunov else []), "training CPU"]
         old = load_results(previous) if previous else None
+        if holdout:
+            header.append("D_stsp, held-out training tail")
         if old:
-            header.append("same seed, 300 epochs to 1e-4 (above)")
+            header.append(previous_label)
         rows = []
         for r in sorted(doc["records"], key=lambda r: r["seed"]):
             if r["failed"]:
@@ -239,6 +299,8 @@ def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, p
             else:
                 cells = [fmt(r[k], metric_specs[k]) for k in keys]
             row = [str(r["seed"]), *cells, f"{num(r['train_cpu_s']):.0f} s"]
+            if holdout:
+                row.append(fmt(r.get("select_d_stsp_holdout"), ".2f"))
             if old:
                 o = one(old, seed=r["seed"])
                 cross = f"{fmt(o['d_stsp'], metric_specs['d_stsp'])} / {fmt(o['d_h'], metric_specs['d_h'])}"
@@ -252,10 +314,11 @@ def render_gtf_seeds(metric_specs: dict[str, str], with_lyapunov: bool = True, p
             stats.append(f"**{med:{spec}} ± {mad:{spec}}**")
         n_failed = len(doc["records"]) - len(ok)
         label = f"**median ± MAD** (n = {len(ok)}, {n_failed} failed run{'s' if n_failed != 1 else ''} dropped)"
-        rows.append([label, *stats, *([""] if with_lyapunov else []), "", *([""] if old else [])])
-        rows.append(["paper shPLRNN+GTF (20 runs, 100 % budget)", *paper.values(), *([""] if with_lyapunov else []), ""])
-        if old:
-            rows[-1].append("")
+        tail = [""] * (int(holdout) + int(bool(old)))
+        rows.append([label, *stats, *([""] if with_lyapunov else []), "", *tail])
+        rows.append(
+            ["paper shPLRNN+GTF (20 runs, 100 % budget)", *paper.values(), *([""] if with_lyapunov else []), "", *tail]
+        )
         return table(header, rows)
 
     return render
@@ -387,6 +450,11 @@ def render_ebim_knife_edge(doc: dict) -> str:
 
 SDE_ERR = "error@reg.coef=0.2@reg.agg=sum@reg.schedule=constant"
 SDE_ERR05 = "error@reg.coef=0.05@reg.agg=sum@reg.schedule=constant"
+SDE_WARM03 = "error@reg.coef=0.03@reg.agg=sum@reg.schedule=constant@reg.warmup=10"
+SDE_WARM10 = "error@reg.coef=0.1@reg.agg=sum@reg.schedule=constant@reg.warmup=10"
+LAT_ERR = "error@reg.coef=0.1@reg.schedule=constant@reg.warmup=20"
+LAT_ERR_COLD = "error@reg.coef=0.1@reg.schedule=constant"
+LAT_ERR_LOOSE = "error@reg.coef=0.01@reg.schedule=constant@reg.warmup=20"
 MCG_STATELESS = "mcg_mdp=stateless episodes=100 'message_sizes=[64]'"
 MCG_GRID = "mcg_mdp=gridworld episodes=200 'rate_fractions=[1.0,0.75,0.5,0.25]' 'message_sizes=[8]'"
 
@@ -568,6 +636,79 @@ def _jobs() -> list[Job]:
             cpu_s=75,
             **node_job,
         ),
+        Job(
+            name="node23_latent",
+            section="Latent ODE: warm-up, 40 epochs, two tolerances, 3 seeds (issue 23)",
+            commands=(
+                f"{NODE} --task latent --seeds {{seeds}} --regs none {LAT_ERR} {LAT_ERR_COLD} --epochs 40 "
+                "--out {out}/tol1e-6",
+                f"{NODE} --task latent --seeds {{seeds}} --regs none {LAT_ERR_LOOSE} --epochs 40 "
+                "--extra solver.rtol=1e-4 solver.atol=1e-4 --out {out}/tol1e-4",
+            ),
+            values=("test_mse", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("tol1e-6", "none", "vanilla, tol 1e-6"),
+                    ("tol1e-6", LAT_ERR, "ERNODE 0.1, warm-up 20 epochs, tol 1e-6"),
+                    ("tol1e-6", LAT_ERR_COLD, "ERNODE 0.1, no warm-up, tol 1e-6"),
+                    ("tol1e-4", "none", "vanilla, tol 1e-4"),
+                    ("tol1e-4", LAT_ERR_LOOSE, "ERNODE 0.01, warm-up 20 epochs, tol 1e-4"),
+                ],
+                "test_mse",
+                "test MSE",
+                ".4f",
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=265,
+            **node_job,
+        ),
+        Job(
+            name="node23_sde",
+            section="Neural SDE: warm-up, 1000 iterations, 3 seeds (issue 23)",
+            commands=(
+                f"{NODE} --task sde --seeds {{seeds}} --regs none {SDE_WARM03} {SDE_WARM10} --epochs 20 "
+                "--extra task.timing_repeats=2 --out {out}/sde",
+            ),
+            values=("test_moment_loss", "test_mean_loss", "test_var_loss", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("sde", "none", "vanilla"),
+                    ("sde", SDE_WARM03, "ERNODE 0.03 sum, warm-up 500 it."),
+                    ("sde", SDE_WARM10, "ERNODE 0.1 sum, warm-up 500 it."),
+                ],
+                "test_moment_loss",
+                "test moment loss",
+                ".4f",
+                parts=("test_mean_loss", "test_var_loss"),
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=900,
+            **node_job,
+        ),
+        Job(
+            name="node23_digits_k1",
+            section="Local regularizers with and without k1 on the graph: digits, 3 seeds, 20 epochs (issue 23)",
+            commands=(
+                f"{NODE} --task digits --seeds {{seeds}} --regs none local_error local_error@reg.local_k1_grad=true "
+                "local_stiffness local_stiffness@reg.local_k1_grad=true --epochs 20 --out {out}/digits",
+            ),
+            values=("test_accuracy_pct", *NODE_VALUES),
+            render=render_node_front(
+                [
+                    ("digits", "none", "vanilla"),
+                    ("digits", "local_error", "local ERNODE 2.5 -> 1 per step, `local_k1_grad=false`"),
+                    ("digits", "local_error@reg.local_k1_grad=true", "local ERNODE, `local_k1_grad=true`"),
+                    ("digits", "local_stiffness", "local SRNODE 1e-5, `local_k1_grad=false`"),
+                    ("digits", "local_stiffness@reg.local_k1_grad=true", "local SRNODE, `local_k1_grad=true`"),
+                ],
+                "test_accuracy_pct",
+                "test acc %",
+                ".2f",
+            ),
+            seeds=(0, 1, 2),
+            cpu_s=160,
+            **node_job,
+        ),
         # ---------------------------------------------------------------------------- GTF Table 1 (dynamics/dsr)
         Job(
             name="table1_ecg_6pct",
@@ -587,6 +728,20 @@ def _jobs() -> list[Job]:
             ),
             seeds=(1, 2, 3, 4, 5, 6),
             cpu_s=2700,
+            **gtf_job,
+        ),
+        Job(
+            name="table1_ecg_6pct_holdout",
+            section="Issue 23: Table 1 (ECG) at 6 %, schedule and model chosen without the test series",
+            commands=(f"{GTF1} {ecg} 480 --epochs 300 --lr-end 1e-4 --out {{out}}/e300h select_holdout=true",),
+            render=render_gtf_seeds(
+                {"d_stsp": ".2f", "d_h": ".3f", "pe": ".2e", "lyapunov": ".3f", **GTF_MAD_SPECS},
+                previous="table1_ecg_6pct",
+                previous_label="same seed, old protocol (above): D_stsp / D_H",
+                holdout=True,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6),
+            cpu_s=1130,
             **gtf_job,
         ),
         Job(

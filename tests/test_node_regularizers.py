@@ -317,3 +317,14 @@ def test_taynode_penalty_of_linear_field():
     (grad,) = torch.autograd.grad(out.penalty, [f.a])
     (expected_grad,) = torch.autograd.grad(expected, [a_])
     assert grad.item() == pytest.approx(expected_grad.item(), rel=1e-5)
+
+
+def test_warmup_holds_the_coefficient_at_zero_then_starts_the_schedule():
+    s = CoefSchedule("exp_decay", 10.0, 1.0, horizon=60, warmup=5)
+    assert [s(i) for i in range(5)] == [0.0] * 5 and all(s.warming(i) for i in range(5))
+    assert s(5) == 10.0 and not s.warming(5)
+    assert s(65) == pytest.approx(1.0) and s(35) == pytest.approx(math.sqrt(10.0))
+    c = CoefSchedule("constant", 0.3, warmup=2)
+    assert (c(1), c(2), c(100)) == (0.0, 0.3, 0.3)
+    with pytest.raises(ValueError, match="warmup must be >= 0"):
+        CoefSchedule("constant", 0.3, warmup=-1)

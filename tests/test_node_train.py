@@ -282,3 +282,48 @@ def test_local_stiffness_coefficient_is_comparable_to_the_task_loss():
         g_reg = torch.cat([g.reshape(-1) for g in torch.autograd.grad(cfg.reg.coef * out.penalty, params)])
         ratios.append((g_reg.norm() / g_task.norm()).item())
     assert 0.05 < min(ratios) and max(ratios) < 5, ratios
+
+
+def test_warmup_runs_vanilla_steps_then_the_penalty(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    over = ["task=digits", "reg=error", "reg.schedule_unit=step", "reg.warmup=2", "reg.horizon=10"]
+    metrics, _ = run(tmp_path, "warm", over)
+    assert metrics["test_nfe"] > 0
+    ea = EventAccumulator(str(tmp_path / "warm" / "tensorboard"))
+    ea.Reload()
+    coef = [e.value for e in ea.Scalars("reg/coef")]
+    value = [e.value for e in ea.Scalars("reg/value")]
+    assert coef == [0.0, 0.0, 10.0] and value[:2] == [0.0, 0.0] and value[2] > 0
+    # the default horizon counts from the end of the warm-up: 10 -> 1 over the 3 - 2 remaining steps
+    cfg = make_cfg([*TINY, "task=digits", "reg=error", "reg.schedule_unit=step", "reg.warmup=2"])
+    from dynamics.node.train import build_schedule
+
+    schedule = build_schedule(cfg, steps_per_epoch=3)
+    assert (schedule.horizon, schedule(2), schedule(3)) == (1, 10.0, pytest.approx(1.0))
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["reg=error", "reg.warmup=-1"], "reg.warmup must be >= 0"),
+        (["reg=none", "reg.warmup=1", "task.epochs=3"], "reg=none has none"),
+        (["reg=error", "reg.warmup=1"], "leaves no regularized training"),
+    ],
+)
+def test_bad_warmup_is_refused_before_the_run_folder_exists(tmp_path, overrides, match):
+    cfg = make_cfg([*TINY, "task=digits", *overrides, f"run_dir={tmp_path / 'bad'}"])
+    with pytest.raises(ValueError, match=match):
+        train(cfg)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sde_evaluation_splits_the_moment_loss_into_mean_and_variance_parts():
+    from dynamics.node.config import TaskConfig
+    from dynamics.node.solve import SolverSettings
+    from dynamics.node.tasks import make_task
+
+    task = make_task(TaskConfig(name="sde", hidden=8, sde_eval_paths=20), torch.device("cpu"), 0)
+    m = task.evaluate(SolverSettings(), torch.Generator().manual_seed(0), timing=False)
+    assert m["test_mean_loss"] > 0 and m["test_var_loss"] > 0
+    assert m["test_mean_loss"] + m["test_var_loss"] == pytest.approx(m["test_moment_loss"], rel=1e-5)

@@ -84,7 +84,9 @@ class RegConfig:
         coef_final: ``lambda1`` of ``exp_decay``.
         schedule: ``constant`` or ``exp_decay``.
         schedule_unit: ``epoch`` (RegNeuralDE.jl) or ``step`` (LocalRegNeuralDE.jl).
-        horizon: decay horizon in ``schedule_unit`` s; ``None``: the number of epochs (or of steps).
+        horizon: decay horizon in ``schedule_unit`` s; ``None``: the number of epochs (or of steps) after the warm-up.
+        warmup: ``schedule_unit`` s at the start with the regularizer off (plain vanilla steps, no penalty computed);
+            the schedule starts after them. 0: none (the references have none).
         agg: ``mean``, ``sum`` or ``max`` over accepted steps.
         local_mode: ``unbiased``, ``biased`` (both: the initial-step heuristic at t*, as the reference) or
             ``biased_taken`` (ours: the step the solver took from t*) for the local variants.
@@ -104,6 +106,7 @@ class RegConfig:
     schedule: str = "constant"
     schedule_unit: str = "epoch"
     horizon: int | None = None
+    warmup: int = 0
     agg: str = "mean"
     local_mode: str = "unbiased"
     local_k1_grad: bool = False

@@ -29,7 +29,9 @@
   easy-neural-ode (JAX's odeint on the raveled state).
 
 Coefficient schedules: ``constant`` and ``exp_decay`` (``lambda(s) = lambda0 * exp(-s ln(lambda0/lambda1) / S)``,
-RegNeuralDE.jl's per-epoch annealing; LocalRegNeuralDE.jl uses it per optimizer step).
+RegNeuralDE.jl's per-epoch annealing; LocalRegNeuralDE.jl uses it per optimizer step). ``warmup`` (ours, not in the
+references) keeps the regularizer off for the first ``W`` epochs or steps and starts the schedule at ``s = 0`` after
+them (the training loop then runs plain vanilla steps, no penalty computed).
 """
 
 from __future__ import annotations
@@ -159,15 +161,19 @@ class CoefSchedule:
         start: ``lambda0``.
         end: ``lambda1`` (``exp_decay`` only).
         horizon: ``S`` or ``N``, the number of steps over which ``start`` decays to ``end``.
+        warmup: the first ``warmup`` steps have coefficient 0 (regularizer off); the schedule starts after them.
     """
 
     kind: str
     start: float
     end: float | None = None
     horizon: int = 1
+    warmup: int = 0
 
     def __post_init__(self) -> None:
         check_choice(self.kind, SCHEDULES, "coefficient schedule")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0 (epochs or steps with the regularizer off), got {self.warmup}")
         if self.start < 0:
             raise ValueError(f"coefficient must be non-negative, got {self.start}")
         if self.kind == "exp_decay":
@@ -176,8 +182,15 @@ class CoefSchedule:
             if self.horizon < 1:
                 raise ValueError(f"exp_decay needs horizon >= 1, got {self.horizon}")
 
+    def warming(self, step: int) -> bool:
+        """Whether ``step`` (0-based) lies in the warm-up, where the regularizer is off."""
+        return step < self.warmup
+
     def __call__(self, step: int) -> float:
-        """Coefficient at ``step`` (0-based); ``exp_decay`` keeps decaying geometrically past the horizon."""
+        """Coefficient at ``step`` (0-based): 0 in the warm-up; ``exp_decay`` keeps decaying past the horizon."""
+        if self.warming(step):
+            return 0.0
         if self.kind == "constant" or self.end is None:
             return self.start
-        return self.start * math.exp(-step * math.log(self.start / self.end) / self.horizon)
+        s = step - self.warmup
+        return self.start * math.exp(-s * math.log(self.start / self.end) / self.horizon)

@@ -216,11 +216,16 @@ class SDETask:
 
     @torch.no_grad()
     def evaluate(self, settings: Any, gen: torch.Generator, timing: bool = True) -> dict[str, float]:
-        """Moment loss of ``sde_eval_paths`` fresh paths, NFE (drift + diffusion calls), steps, median time."""
+        """Moment loss of ``sde_eval_paths`` fresh paths (and its mean and variance parts), NFE, steps, median time.
+
+        NFE counts drift plus diffusion calls.
+        """
         none = RegSpec("none")
         loss, out = self._simulate(self.cfg.sde_eval_paths, 12345, settings, none)
         metrics = {
             "test_moment_loss": loss.item(),
+            "test_mean_loss": (out.ys.mean(1) - self.mean).pow(2).mean().item(),
+            "test_var_loss": (out.ys.var(1) - self.var).pow(2).mean().item(),
             "test_nfe": float(out.stats.nfe),
             "test_accepted": float(out.stats.accepted),
             "test_rejected": float(out.stats.rejected),

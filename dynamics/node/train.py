@@ -23,6 +23,8 @@ from envs.common import atomic_write_text, log_config, make_writer, prepare_run_
 from envs.common.io import atomic_torch_save
 from envs.common.registry import check_choice
 
+#: the regularizer of warm-up steps (``reg.warmup``): a plain vanilla step.
+VANILLA = RegSpec("none")
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
 
@@ -59,12 +61,34 @@ def check_combination(cfg: DictConfig, reg: RegSpec) -> None:
     check_solver_regularizer(cfg.solver.method, reg.name)
 
 
+def check_warmup(cfg: DictConfig, total: int | None = None) -> None:
+    """Refuse a ``reg.warmup`` that is negative, delays ``reg=none``, or covers the whole run (``total`` units).
+
+    Without ``total`` (before the task exists) only an epoch-unit warm-up is checked against ``task.epochs``.
+    """
+    r = cfg.reg
+    warmup = int(r.get("warmup", 0))
+    if warmup < 0:
+        raise ValueError(f"reg.warmup must be >= 0 {r.schedule_unit}s, got {warmup}")
+    if warmup and r.name == "none":
+        raise ValueError(f"reg.warmup={warmup} needs a regularizer to delay; reg=none has none")
+    if total is None and r.schedule_unit == "epoch":
+        total = int(cfg.task.epochs)
+    if total is not None and warmup >= total:
+        raise ValueError(
+            f"reg.warmup={warmup} {r.schedule_unit}s leaves no regularized training: the run has {total}; "
+            f"choose 0 <= reg.warmup < {total}"
+        )
+
+
 def build_schedule(cfg: DictConfig, steps_per_epoch: int) -> CoefSchedule:
-    """Coefficient schedule; the default horizon is the run's number of epochs (or of optimizer steps)."""
+    """Coefficient schedule; the default horizon is the run's epochs (or optimizer steps) after the warm-up."""
     r = cfg.reg
     check_choice(r.schedule_unit, ("epoch", "step"), "schedule unit")
-    default = cfg.task.epochs if r.schedule_unit == "epoch" else cfg.task.epochs * steps_per_epoch
-    return CoefSchedule(r.schedule, float(r.coef), r.coef_final, int(r.horizon or default))
+    total = cfg.task.epochs if r.schedule_unit == "epoch" else cfg.task.epochs * steps_per_epoch
+    warmup = int(r.get("warmup", 0))
+    check_warmup(cfg, total)
+    return CoefSchedule(r.schedule, float(r.coef), r.coef_final, int(r.horizon or max(1, total - warmup)), warmup)
 
 
 def build_solver(cfg: DictConfig) -> SolverSettings:
@@ -82,6 +106,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     reg = build_reg(cfg, bool(cfg.solver.adjoint))
     check_combination(cfg, reg)
+    check_warmup(cfg)
+    check_choice(cfg.reg.schedule_unit, ("epoch", "step"), "schedule unit")
     settings = build_solver(cfg)
     check_choice(cfg.task.optimizer, OPTIMIZERS, "optimizer")
     if cfg.task.inv_decay < 0:
@@ -108,8 +134,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         for b, batch in enumerate(task.batches(epoch)):
             if cfg.task.max_batches and b >= cfg.task.max_batches:
                 break
-            coef = schedule(epoch if cfg.reg.schedule_unit == "epoch" else step)
-            task_loss, batch_metrics, out = task.loss(batch, settings, reg, gen)
+            when = epoch if cfg.reg.schedule_unit == "epoch" else step
+            coef = schedule(when)
+            task_loss, batch_metrics, out = task.loss(batch, settings, VANILLA if schedule.warming(when) else reg, gen)
             loss = task_loss if out.penalty is None else task_loss + coef * out.penalty
             optimizer.zero_grad(set_to_none=True)
             nfe_before_backward = func.nfe
