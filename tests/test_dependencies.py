@@ -25,6 +25,8 @@ DEV_TOOLS = ("scripts/deps.py",)  # development tooling under scripts/: may use 
 TEST_DIRS = ("tests", "benchmarks", *DEV_TOOLS)
 FIRST_PARTY = frozenset({"rl", "envs", "dynamics", "scripts", "tests", "benchmarks"})
 # benchmarks/ scripts that tests import by module name (benchmarks/ on sys.path)
+# modules that a benchmark imports inside another project's own venv (run as a subprocess), never in ours
+FOREIGN = {"benchmarks/bench_qarl_vs_official.py": frozenset({"experiments", "mushroom_rl", "mushroom_rl_extensions"})}
 BENCHMARK_MODULES = frozenset(p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 # Declared but never imported, each for a reason; anything else declared and not imported is dead weight.
@@ -61,7 +63,7 @@ def _imports(folders: tuple[str, ...]) -> dict[str, set[str]]:
     """Module -> the files importing it, for the third-party absolute imports under ``folders``."""
     found: dict[str, set[str]] = {}
     for path in _files(folders):
-        siblings = {p.stem for p in path.parent.glob("*.py")}
+        siblings = {p.stem for p in path.parent.glob("*.py")} | FOREIGN.get(str(path.relative_to(REPO_ROOT)), frozenset())
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
