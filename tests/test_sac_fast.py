@@ -236,10 +236,26 @@ TINY = RunEstimate(updates=200, update_seconds=1e-3, agents=2)
 LONG = RunEstimate(updates=3_000_000, update_seconds=0.017, agents=2)
 
 
-def test_precision_auto_is_fp32_until_the_parity_table():
-    mode = resolve_update_mode("fast", "false", "auto", th.device("cpu"), TINY)
-    assert mode.precision == "fp32" and "bf16 awaits the parity table" in mode.reason
-    assert resolve_update_mode("fast", "false", "bf16", th.device("cpu"), TINY).precision == "bf16"
+def test_precision_auto_is_bf16_only_where_the_parity_table_measured_it(monkeypatch):
+    from rl.qarl import update_mode
+
+    cpu, long_run = th.device("cpu"), LONG
+    monkeypatch.setattr(update_mode, "compiler_missing", lambda device: None)
+    monkeypatch.setattr(update_mode, "bf16_matrix_units", lambda device: "AVX-512 BF16 dot products (avx512_bf16)")
+    mode = resolve_update_mode("fast", "auto", "auto", cpu, long_run)  # compiled, bf16 units, measured device type
+    assert mode.compile and mode.precision == "bf16" and "learns like eager fp32" in mode.reason
+    mode = resolve_update_mode("fast", "auto", "auto", cpu, TINY)  # a short run: eager, so fp32
+    assert not mode.compile and mode.precision == "fp32" and "compiled updates only" in mode.reason
+    mode = resolve_update_mode("fast", "false", "auto", cpu, long_run)
+    assert mode.precision == "fp32"
+    monkeypatch.setattr(update_mode, "BF16_PARITY_DEVICES", frozenset({"cuda"}))  # measured elsewhere only
+    mode = resolve_update_mode("fast", "true", "auto", cpu, long_run)
+    assert mode.precision == "fp32" and "measured bf16 on cuda only" in mode.reason
+    monkeypatch.setattr(update_mode, "BF16_PARITY_DEVICES", frozenset({"cpu"}))
+    monkeypatch.setattr(update_mode, "bf16_matrix_units", lambda device: None)  # no bf16 units
+    mode = resolve_update_mode("fast", "true", "auto", cpu, long_run)
+    assert mode.precision == "fp32" and "no bf16 matrix units" in mode.reason
+    assert resolve_update_mode("fast", "false", "bf16", cpu, TINY).precision == "bf16"  # asked for: always
 
 
 def test_compile_auto_weighs_the_compile_time_against_the_run(monkeypatch):

@@ -4,7 +4,8 @@
 # 150k protagonist env steps (60 iterations), 5 seeds, as ONE Hydra multirun: joblib, two jobs at a time, a fixed
 # sweep folder and resume=auto, so re-running this exact command continues unfinished runs from their last
 # checkpoint (every 10 iterations) and skips finished ones. Seeds are the outer loop, so a partial sweep is balanced.
-# Update mode: the fast engine, compiled, fp32 (the same maths as SB3's eager fp32 update; bf16 is not used here).
+# Update mode: the fast engine, compiled, bf16 (sac.precision=bf16, explicit): the fastest mode that the learning-parity
+# table (issue 22, benchmarks/results/sac_parity.md) shows to learn like SB3's eager fp32 update on both tasks.
 # Run from the repository root:
 #   nohup nice -n 5 bash benchmarks/qarl_comparison/train_walker_walk_150k.sh > runs/walker_walk_150k.log 2>&1 &
 #   ALGOS=mixedne_ld,cat nohup nice -n 5 bash benchmarks/qarl_comparison/train_walker_walk_150k.sh ...   # afterwards
@@ -21,7 +22,7 @@ mkdir -p "$OUT"
 { date -u +%FT%TZ; git rev-parse HEAD; git status --porcelain --untracked-files=no; } >> "$OUT/commits.txt"
 .venv/bin/python scripts/train_qarl.py -m seed="$SEEDS" algo="$ALGOS" env=dmc_walker_walk \
   budget=paper budget.max_env_steps="$STEPS" budget.eval_every=5 budget.eval_episodes=5 \
-  sac.engine=fast sac.compile=true sac.precision=fp32 \
+  sac.engine=fast sac.compile=true sac.precision=bf16 \
   algo.mixedne.target=official \
   device=cpu progress=false resume=auto \
   hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS" \

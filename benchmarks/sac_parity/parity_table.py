@@ -180,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             plain.writerow([r.task, r.mode, r.algo, r.seed, f"{r.final:.3f}", f"{r.auc:.3f}", int(r.steps[-1])])
     m = fingerprint()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    trained = args.runs / "commits.txt"  # written by run_parity.sh at every launch: the code that trained
+    shas = sorted({ln[:7] for ln in trained.read_text().split() if len(ln) == 40} if trained.exists() else set())
     lines = [
         "# SAC update modes: learning parity against SB3's eager fp32 update",
         "",
         f"Generated {dt.date.today()} at commit {commit.strip()} by `python benchmarks/sac_parity/parity_table.py` "
-        "from the runs of `bash benchmarks/sac_parity/run_parity.sh`; machine: "
+        f"from the runs of `bash benchmarks/sac_parity/run_parity.sh` (trained at commit {', '.join(shas) or 'unknown'}); "
+        "machine: "
         f"{m['cpu_model']}, torch {m['packages'].get('torch')}, numpy {m['packages'].get('numpy')}.",
         "",
         "final: the mean nominal evaluation return of the last 3 evaluations (5 episodes each); AUC: the nominal "

@@ -151,7 +151,8 @@ class SACConfig:
 
     ``engine``: ``fast`` (batched critics, fused optimisers, no host sync per update) or ``reference`` (SB3's own
     update). ``compile``: ``auto`` (compile when it costs < 2% of the run's estimated update time), ``true`` or
-    ``false``. ``precision``: ``auto`` (fp32 until the bf16 parity table exists), ``fp32`` or ``bf16``.
+    ``false``. ``precision``: ``auto`` (bf16 for a compiled update on a CPU with bf16 matrix units, where the parity
+    table measured it; fp32 elsewhere), ``fp32`` or ``bf16``.
 
     Attributes:
         net_arch: hidden layers of the actors and of each critic (the paper: 3 x 256).

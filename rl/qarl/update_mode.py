@@ -4,10 +4,11 @@
 - ``sac.compile``: ``auto`` compiles the fast path's update (``torch.compile``) when compiling costs less than
   :data:`COMPILE_SHARE` of the run's estimated update time (:func:`estimate_update_seconds` times the updates the
   budget implies, a lower bound on the run's length since env steps are left out); ``true``/``false`` force it.
-- ``sac.precision``: ``fp32`` or ``bf16`` (bf16 operands of the matrix products, everything else fp32); ``auto`` is
-  fp32 until the learning-parity table (benchmarks/README.md) supports bf16: :data:`BF16_PARITY_EVIDENCE` is False,
-  so ``auto`` never picks bf16 today. The reason printed says whether this machine has bf16 matrix units (AMX or
-  AVX-512 BF16 on CPU, tensor cores from compute capability 8.0 on CUDA).
+- ``sac.precision``: ``fp32`` or ``bf16`` (bf16 operands of the matrix products, everything else fp32); ``auto`` picks
+  bf16 only where the learning-parity table (``benchmarks/sac_parity``, docs/results/qarl.md) measured it to learn
+  like SB3's eager fp32 update: on a device type in :data:`BF16_PARITY_DEVICES` that has bf16 matrix units (AMX or
+  AVX-512 BF16 on CPU), for a compiled update (the configuration measured). Elsewhere (CUDA: not measured; no bf16
+  units; an eager update, as in short runs and the tests) ``auto`` is fp32. The reason printed says which.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ ENGINES = ("fast", "reference")
 COMPILES = ("auto", "true", "false")
 PRECISIONS = ("auto", "fp32", "bf16")
 
-# bf16 becomes precision=auto's choice only with the parity table's evidence (issue 22): not measured yet.
-BF16_PARITY_EVIDENCE = False
+# Device types where the parity table (issue 22) found compiled bf16 to learn like eager fp32: precision=auto's bf16.
+BF16_PARITY_DEVICES = frozenset({"cpu"})
 COMPILE_SHARE = 0.02  # compile=auto: compile when compiling costs less than this share of the run
 
 # Cost model, measured on this project's 2-core AMD EPYC (Zen 4) VM with one torch thread, torch 2.13
@@ -165,14 +166,6 @@ def resolve_update_mode(engine: Any, compile: Any, precision: Any, device: th.de
             )
         return UpdateMode("reference", False, "fp32", "sac.engine=reference: SB3's own update, eager fp32")
     reasons = []
-    units = bf16_matrix_units(device)
-    if precision == "auto":
-        use_bf16 = BF16_PARITY_EVIDENCE and units is not None
-        precision = "bf16" if use_bf16 else "fp32"
-        where = f"this {device.type} has {units}" if units else f"this {device.type} has no bf16 matrix units"
-        reasons.append(f"precision=auto -> {precision}: bf16 awaits the parity table ({where})")
-    elif precision == "bf16" and units is None:
-        reasons.append(f"precision=bf16 as asked, but this {device.type} has no bf16 matrix units (emulated, slow)")
     if compile == "auto":
         missing = compiler_missing(device)
         cost = COMPILE_SECONDS_PER_AGENT * estimate.agents
@@ -191,6 +184,22 @@ def resolve_update_mode(engine: Any, compile: Any, precision: Any, device: th.de
         on = compile == "true"
         if on and compiler_missing(device):
             raise ValueError(f"sac.compile=true, but {compiler_missing(device)}; use sac.compile=false or auto")
+    units = bf16_matrix_units(device)
+    if precision == "auto":
+        use_bf16 = False
+        if device.type not in BF16_PARITY_DEVICES:
+            why = f"the parity table measured bf16 on {', '.join(sorted(BF16_PARITY_DEVICES))} only, not {device.type}"
+        elif units is None:
+            why = f"this {device.type} has no bf16 matrix units"
+        elif not on:
+            why = f"bf16 is for compiled updates only (the parity table's configuration; this {device.type} has {units})"
+        else:
+            use_bf16 = True
+            why = f"compiled bf16 learns like eager fp32 in the parity table, and this {device.type} has {units}"
+        precision = "bf16" if use_bf16 else "fp32"
+        reasons.append(f"precision=auto -> {precision}: {why}")
+    elif precision == "bf16" and units is None:
+        reasons.append(f"precision=bf16 as asked, but this {device.type} has no bf16 matrix units (emulated, slow)")
     return UpdateMode("fast", on, precision, "; ".join(reasons) or "as configured")
 
 
