@@ -16,13 +16,12 @@ for d in "$RUNS"/*/; do
   d=${d%/}
   if [ -f "$d/done.json" ] && [ ! -f "$d/robustness/robustness.json" ]; then todo+=("$d"); fi
 done
-if [ ${#todo[@]} -gt 0 ]; then
-  list=$(IFS=,; echo "${todo[*]}")
-  .venv/bin/python scripts/eval_robustness.py "run=[$list]" expect_env=dmc_walker_walk grid_size=11 \
+# one call per run (eval_robustness's run= takes one folder or glob; a glob would include unfinished runs)
+for run in "${todo[@]}"; do
+  .venv/bin/python scripts/eval_robustness.py run="$run" expect_env=dmc_walker_walk grid_size=11 \
     episodes_per_cell=1 eval_episodes=20 attack=both best_response.steps="$BR_STEPS" \
     best_response.net_arch=[64,64] best_response.batch_size=64 workers=1 progress=false
-else
-  echo "no finished run without an evaluation under $RUNS"
-fi
+done
+[ ${#todo[@]} -gt 0 ] || echo "no finished run without an evaluation under $RUNS"
 RUNS="$RUNS" DEST="$DEST" bash benchmarks/qarl_comparison/collect_runs.sh
 .venv/bin/python scripts/report_qarl.py "runs=[$DEST/runs]" out="$DEST" source=auto
