@@ -122,6 +122,9 @@ class ReportQARLConfig(RunConfig):
             skipped and listed.
         bootstrap_reps: resamples of the stratified bootstrap (rliable's method, seeded).
         primary_metric: the metric of the probability-of-improvement table and the second performance profile.
+        compare_to: the method set against every other method of a table, per metric (difference of means with its
+            Welch interval, probability of improvement and a verdict; :mod:`rl.robustness.report.compare`);
+            ``null``: no such section. Tables without it are left out of the section.
     """
 
     runs: list[str] = field(default_factory=lambda: ["runs/train_qarl"])
@@ -133,6 +136,7 @@ class ReportQARLConfig(RunConfig):
     include_unfinished: bool = False
     bootstrap_reps: int = 2000
     primary_metric: str = "grid_average"
+    compare_to: str | None = "qarl"
 
 
 @dataclass

@@ -25,7 +25,8 @@ aggregate per shared setting) and every seed (each env weighs the same; :mod:`.s
 (x: protagonist env steps), seed-mean heatmaps and sweeps.
 
 Modules: :mod:`.records` (one run), :mod:`.groups` (experiments and methods), :mod:`.stats` (intervals, IQM,
-probability of improvement), :mod:`.markdown` (tables), :mod:`.figures` (plots), :mod:`.write` (the entry point).
+probability of improvement), :mod:`.compare` (one method against the others per metric, with a verdict; the cost
+table), :mod:`.markdown` (tables), :mod:`.figures` (plots), :mod:`.write` (the entry point).
 """
 
 from rl.robustness.report.figures import robustness_profiles

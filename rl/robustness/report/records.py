@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ class RunRecord:
         done: the run's ``done.json`` (``None``: it did not complete its budget).
         attacks: mean return against each attacker of its robustness JSON, by name (learned SAC attackers
             ``sac_s<seed>@<budget>`` and the fixed strategies); ``None`` when it has none.
+        train_seconds: the wall time of its iterations as the trainer recorded it (summed over resumes) in the
+            state of its last checkpoint (:func:`read_train_seconds`); ``None`` when unknown.
+        eval_seconds: the wall time of its robustness evaluation (``seconds`` of the JSON); ``None`` without one.
     """
 
     root: Path
@@ -87,6 +91,8 @@ class RunRecord:
     method: str = ""
     sweeps: dict[str, Any] | None = None
     attacks: dict[str, float] | None = None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -152,6 +158,34 @@ def finished_time(record: RunRecord) -> float:
     return path.stat().st_mtime if path.exists() else (record.root / "config.yaml").stat().st_mtime
 
 
+FINAL_STATE_FILE = "final_state.json"
+"""A copy of the last checkpoint's ``state.json`` kept beside a collected run (benchmarks/qarl_comparison/collect_runs.sh)."""
+
+
+def read_train_seconds(root: Path) -> float | None:
+    """The trainer's ``wall_time`` in the run's last state: ``final_state.json``, else ``checkpoints/<latest>/state.json``.
+
+    ``None`` when neither exists or it cannot be read (a run that never checkpointed, or a copy without the state).
+    """
+    candidates = [root / FINAL_STATE_FILE]
+    latest = root / "checkpoints" / "latest"
+    if latest.is_file():
+        try:
+            candidates.append(root / "checkpoints" / latest.read_text().strip() / "state.json")
+        except OSError:
+            pass
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            value = json.loads(path.read_text())["trainer"]["wall_time"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+    return None
+
+
 def read_scalars(tensorboard: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every scalar of a TensorBoard folder (all event files but HParams sessions) as ``tag -> (steps, values)``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -190,7 +224,7 @@ def read_run(root: Path, source: str = "auto") -> RunRecord | None:
     assert isinstance(cfg, DictConfig)
     curves = read_curves(root)
     robustness = root / "robustness" / "robustness.json"
-    grid, sweeps, attacks = None, None, None
+    grid, sweeps, attacks, eval_seconds = None, None, None, None
     if source != "tensorboard" and robustness.exists():
         data = json.loads(robustness.read_text())
         values = {m: float(data[m]) if data.get(m) is not None else float("nan") for m in METRICS}
@@ -199,6 +233,8 @@ def read_run(root: Path, source: str = "auto") -> RunRecord | None:
             sweeps = {"factors": data["sweep_factors"], "mean": data["sweep_mean"]}
         if data.get("attackers"):
             attacks = {str(a["name"]): float("nan") if a.get("mean") is None else float(a["mean"]) for a in data["attackers"]}
+        if isinstance(data.get("seconds"), int | float):
+            eval_seconds = float(data["seconds"])
         used = "robustness"
     elif source == "robustness":
         return None
@@ -209,4 +245,5 @@ def read_run(root: Path, source: str = "auto") -> RunRecord | None:
     record = RunRecord(root, str(cfg.env.name), str(cfg.algo.name), int(cfg.seed), values, used, curves, grid)
     record.experiment, record.done, record.sweeps = experiment_of(cfg), read_done(root), sweeps
     record.attacks = attacks
+    record.train_seconds, record.eval_seconds = read_train_seconds(root), eval_seconds
     return record

@@ -9,6 +9,8 @@ from omegaconf import DictConfig
 
 from envs.common.io import atomic_write_text
 from envs.common.registry import check_choice
+from rl.qarl.modes import ALGOS
+from rl.robustness.report.compare import comparison_markdown, cost_markdown
 from rl.robustness.report.figures import (
     plot_heatmaps,
     plot_learning_curves,
@@ -30,9 +32,15 @@ def write_report(
     curve_points: int,
     bootstrap_reps: int = 2000,
     primary_metric: str = "grid_average",
+    compare_to: str | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.csv`` and the figures (learning curves, heatmaps, sweeps, profiles) into ``out``."""
+    """Write ``report.md``, ``report.csv`` and the figures (learning curves, heatmaps, sweeps, profiles) into ``out``.
+
+    ``compare_to``: a method set against each other method per metric (:mod:`.compare`); ``None``: no such section.
+    """
     check_choice(primary_metric, METRICS, "primary_metric")
+    if compare_to is not None:
+        check_choice(compare_to, ALGOS, "compare_to")
     out.mkdir(parents=True, exist_ok=True)
     images: dict[str, list[str]] = {}
     for group in report.envs:
@@ -48,13 +56,15 @@ def write_report(
             if draw(out / name):
                 names.append(name)
         images[group] = names
-    extra = rliable_markdown(report, bootstrap_reps, primary_metric)
+    extra = comparison_markdown(report, compare_to, bootstrap_reps) if compare_to is not None else []
+    extra += rliable_markdown(report, bootstrap_reps, primary_metric)
     profile_metrics = [m for m in ("return_nominal", primary_metric) if any(s[m].n for s in report.table.values())]
     sets = aggregate_sets(report)
     for label, groups in sets:  # one figure per aggregate: groups that differ in the env alone
         name = "performance_profiles.png" if len(sets) == 1 else f"performance_profiles_{_slug(label)}.png"
         if plot_performance_profiles(report, list(dict.fromkeys(profile_metrics)), bootstrap_reps, out / name, groups, label):
             extra += [f"![performance profiles{' ' + label if label else ''}]({name})", ""]
+    extra += cost_markdown(report)
     write_csv(report, out / "report.csv")
     atomic_write_text(out / "report.md", markdown(report, images, extra))
     return {"markdown": out / "report.md", "csv": out / "report.csv"}
@@ -70,6 +80,9 @@ def report(cfg: DictConfig) -> Report:
         raise ValueError(f"bootstrap_reps must be at least 100, got {cfg.bootstrap_reps!r}")
     check_choice(str(cfg.primary_metric), METRICS, "primary_metric")
     check_choice(str(cfg.source), SOURCES, "source")
+    compare_to = None if cfg.get("compare_to") is None else str(cfg.compare_to)
+    if compare_to is not None:
+        check_choice(compare_to, ALGOS, "compare_to")
     roots = find_report_runs(list(cfg.runs))
     result = build_report(roots, str(cfg.source), float(cfg.confidence), bool(cfg.include_unfinished))
     if not result.records:
@@ -78,7 +91,13 @@ def report(cfg: DictConfig) -> Report:
     if out is None:
         raise ValueError("no output folder: set out=... (or run inside a Hydra app)")
     paths = write_report(
-        result, out, list(cfg.curve_tags), int(cfg.curve_points), int(cfg.bootstrap_reps), str(cfg.primary_metric)
+        result,
+        out,
+        list(cfg.curve_tags),
+        int(cfg.curve_points),
+        int(cfg.bootstrap_reps),
+        str(cfg.primary_metric),
+        compare_to,
     )
     print(paths["markdown"].read_text())
     for line in result.skipped:
