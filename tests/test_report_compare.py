@@ -96,3 +96,36 @@ def test_train_seconds_from_the_final_state_copy_or_the_latest_checkpoint(tmp_pa
     assert read_train_seconds(tmp_path) == 99.0
     (tmp_path / "final_state.json").write_text("not json")
     assert read_train_seconds(tmp_path) == 12.5  # an unreadable copy falls back to the checkpoint
+
+
+def test_episode_stats_counts_falls_per_method_and_set(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "qarl_comparison" / "episode_stats.py"
+    spec = importlib.util.spec_from_file_location("episode_stats", path)
+    assert spec is not None and spec.loader is not None
+    episode_stats = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(episode_stats)
+
+    for algo, seed, nominal in (("qarl", 0, [300.0, 400.0]), ("qarl", 1, [100.0, 350.0]), ("sac", 0, [50.0, 60.0])):
+        data = {
+            "algo": algo,
+            "seed": seed,
+            "nominal_returns": nominal,
+            "adversary_returns": [10.0, 20.0] if algo == "qarl" else None,
+            "grid_returns": [[[300.0], [100.0]], [[None], [400.0]]],
+            "attackers": [{"name": "bang+vel", "returns": [240.0, 260.0]}],
+            "best_found_attack": "bang+vel",
+        }
+        (tmp_path / f"{algo}{seed}" / "robustness").mkdir(parents=True)
+        (tmp_path / f"{algo}{seed}" / "robustness" / "robustness.json").write_text(json.dumps(data))
+    assert episode_stats.main([str(tmp_path), "--out", str(tmp_path / "e.md")]) == 0
+    text = (tmp_path / "e.md").read_text()
+    assert "| qarl | nominal | 2 | 4 | 325.0 | 0.25 | [0.00, 0.50] |" in text
+    assert "| qarl | vs own adversary | 2 | 4 | 15.0 | 1.00 | [1.00, 1.00] |" in text
+    assert "| qarl | grid cells | 2 | 6 | 300.0 | 0.33 | [0.33, 0.33] |" in text  # a failed cell (None) is left out
+    assert "| sac | best found attack | 1 | 2 | 250.0 | 0.50 | [0.50] |" in text
+    assert "sac | vs own adversary" not in text
+    with pytest.raises(SystemExit):
+        episode_stats.main([str(tmp_path / "missing")])

@@ -3,7 +3,8 @@
 # (specs/qarl.md §8: 20 nominal episodes, 20 against the co-trained adversary, the official 11 x 11 torso-mass x
 # friction grid at one episode per cell, the 1-D sweeps, and the best found attack: best_response.seeds=2 learned SAC
 # attackers of BR_STEPS env steps each plus the fixed strategies), then the small per-run results are copied into the
-# benchmark folder (collect_runs.sh) and the report is rebuilt from those committed copies. Unfinished runs are left
+# benchmark folder (collect_runs.sh), the report is rebuilt from those committed copies, and episodes.md counts falls
+# per method (episode_stats.py). Unfinished runs are left
 # for a later call: running it again evaluates only what finished since. Run from the repository root:
 #   nohup nice -n 5 bash benchmarks/qarl_comparison/evaluate_walker_walk_150k.sh > runs/eval_walker_walk_150k.log 2>&1 &
 set -euo pipefail
@@ -25,3 +26,4 @@ done
 [ ${#todo[@]} -gt 0 ] || echo "no finished run without an evaluation under $RUNS"
 RUNS="$RUNS" DEST="$DEST" bash benchmarks/qarl_comparison/collect_runs.sh
 .venv/bin/python scripts/report_qarl.py "runs=[$DEST/runs]" out="$DEST" source=auto
+.venv/bin/python benchmarks/qarl_comparison/episode_stats.py "$DEST/runs" --out "$DEST/episodes.md"
