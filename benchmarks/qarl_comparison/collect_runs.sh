@@ -17,9 +17,8 @@ for d in "$RUNS"/*/; do
   out="$DEST/runs/$(basename "$d")"
   mkdir -p "$out"
   cp "$d/config.yaml" "$d/command.txt" "$d/done.json" "$d/progress.csv" "$out/"
-  if [ -f "$d/checkpoints/latest" ] && [ -f "$d/checkpoints/$(cat "$d/checkpoints/latest")/state.json" ]; then
-    cp "$d/checkpoints/$(cat "$d/checkpoints/latest")/state.json" "$out/final_state.json"
-  fi
+  latest="$d/checkpoints/$(cat "$d/checkpoints/latest" 2>/dev/null || true)"
+  [ -f "$latest/state.json" ] && cp "$latest/state.json" "$out/final_state.json"
   if [ -f "$d/robustness/robustness.json" ]; then
     mkdir -p "$out/robustness"
     cp "$d"/robustness/*.json "$d"/robustness/*.csv "$out/robustness/" 2>/dev/null || true

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from envs.common.registry import check_choice
-from rl.qarl.checkpoint import glob_run_dirs
+from rl.qarl.checkpoint import CheckpointManager, glob_run_dirs
 
 METRICS = (
     "return_nominal",
@@ -168,12 +168,9 @@ def read_train_seconds(root: Path) -> float | None:
     ``None`` when neither exists or it cannot be read (a run that never checkpointed, or a copy without the state).
     """
     candidates = [root / FINAL_STATE_FILE]
-    latest = root / "checkpoints" / "latest"
-    if latest.is_file():
-        try:
-            candidates.append(root / "checkpoints" / latest.read_text().strip() / "state.json")
-        except OSError:
-            pass
+    latest = CheckpointManager(root / "checkpoints").latest()
+    if latest is not None:
+        candidates.append(latest / "state.json")
     for path in candidates:
         if not path.is_file():
             continue
